@@ -1,0 +1,7 @@
+"""Turn whatever a clinician uploads (DICOM files, series, folders, zips, NIfTI, PNG/JPEG) into
+validated, de-identified :class:`Scan` objects. See :func:`load_scans`."""
+
+from medmodels.scans.load import load_scans
+from medmodels.scans.types import LoadResult, Scan, ScanKind
+
+__all__ = ["LoadResult", "Scan", "ScanKind", "load_scans"]
