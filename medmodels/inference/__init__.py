@@ -1,0 +1,1 @@
+"""Running a model on a scan: checking the input, preprocessing, onnxruntime, postprocessing."""
