@@ -13,6 +13,7 @@ file header (it may be a patient's name), only fixed text, counts and sizes.
     ├── IntegrityError                            a stored file does not match its SHA-256
     ├── AdmissionError             (ValueError)   a model failed the publish checks
     ├── VersionExistsError         (FileExistsError) a version folder is immutable
+    ├── AliasError                 (ValueError)   an alias name or alias move is not allowed
     └── HistoryError                              the prediction log cannot be read or written
 """
 
@@ -81,6 +82,10 @@ class AdmissionError(MedModelsError, ValueError):
 
 class VersionExistsError(MedModelsError, FileExistsError):
     """A published version folder is immutable and cannot be written again."""
+
+
+class AliasError(MedModelsError, ValueError):
+    """An alias name is invalid, or an alias move (e.g. a rollback) has nowhere to go."""
 
 
 class HistoryError(MedModelsError):

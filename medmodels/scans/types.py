@@ -67,7 +67,10 @@ class Scan:
         return sx * sy * sz / 1000.0
 
     def describe(self) -> str:
-        """A one-line PHI-free description, e.g. ``CT volume, 64 slices of 256×256, 1.50×1.50×5.00 mm``."""
+        """A one-line PHI-free description.
+
+        For example ``CT volume, 64 slices of 256×256, 1.50×1.50×5.00 mm``.
+        """
         z, y, x = self.shape
         what = f"{self.modality} {self.kind}"
         size = f"{z} slices of {x}×{y}" if self.kind == "volume" else f"{x}×{y}"
