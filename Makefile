@@ -28,14 +28,14 @@ run: $(VENV)/.installed-app
 
 ## Lint, type-check and run the whole test suite.
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check medmodels tests tools
-	$(BIN)/ruff format --check medmodels tests tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check --fix medmodels tests tools
-	$(BIN)/ruff format medmodels tests tools
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Rebuild sample_data/ from the seeded generator and the packages that ship real scans.
 sample-data: $(VENV)/.installed-build
