@@ -7,6 +7,7 @@ Research use only — not for diagnosis.
 from medmodels.config import Settings, load_settings
 from medmodels.errors import (
     AdmissionError,
+    AliasError,
     ConfigError,
     FileProblem,
     HistoryError,
@@ -19,24 +20,36 @@ from medmodels.errors import (
     UploadLimitError,
     VersionExistsError,
 )
+from medmodels.inference import LabelResult, Prediction, check_fit, fit_problems, predict
 from medmodels.scans import LoadResult, Scan, load_scans
+from medmodels.store import Manifest, ModelStore, ModelVersion, diff
 
 __all__ = [
     "AdmissionError",
+    "AliasError",
     "ConfigError",
     "FileProblem",
     "HistoryError",
     "IntegrityError",
+    "LabelResult",
     "LoadResult",
+    "Manifest",
     "ManifestError",
     "MedModelsError",
     "ModelNotFoundError",
+    "ModelStore",
+    "ModelVersion",
+    "Prediction",
     "Scan",
     "ScanMismatchError",
     "Settings",
     "UnreadableScanError",
     "UploadLimitError",
     "VersionExistsError",
+    "check_fit",
+    "diff",
+    "fit_problems",
     "load_scans",
     "load_settings",
+    "predict",
 ]
