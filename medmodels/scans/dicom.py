@@ -100,6 +100,10 @@ def _inflate_deflated(data: bytes, name: str, budget: Budget) -> bytes:
     body = data[fp.tell() :]
     try:
         inflated = inflate(body, wbits=-15, budget=budget)
+    except UnreadableScanError as exc:
+        raise UnreadableScanError(
+            str(exc), [FileProblem(name, str(exc), exc.code)], exc.code
+        ) from None
     except ValueError:
         raise _problem(
             name, "truncated", "The deflated DICOM data ends early; the file is truncated."
@@ -114,14 +118,14 @@ def _inflate_deflated(data: bytes, name: str, budget: Budget) -> bytes:
 
 
 def _transfer_syntax(data: bytes) -> UID | None:
-    fp = io.BytesIO(data)
-    read_preamble(fp, False)
     try:
+        fp = io.BytesIO(data)
+        read_preamble(fp, False)
         meta = pydicom.filereader._read_file_meta_info(fp)
+        ts = meta.get("TransferSyntaxUID")
+        return UID(str(ts)) if ts else None
     except Exception:
         return None
-    ts = meta.get("TransferSyntaxUID")
-    return UID(str(ts)) if ts else None
 
 
 def _is_image_class(sop_class: Any) -> bool:
@@ -226,7 +230,23 @@ def parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> Parse
     with warnings.catch_warnings():
         # pydicom warns about malformed values, quoting them; the values may be PHI.
         warnings.simplefilter("ignore")
-        return _parse(name, data, budget, max_image_bytes)
+        try:
+            return _parse(name, data, budget, max_image_bytes)
+        except UnreadableScanError:
+            raise
+        except RecursionError:
+            raise _problem(
+                name, "damaged", "The DICOM header nests sequences too deeply to be read safely."
+            ) from None
+        except MemoryError:
+            raise _problem(
+                name, "image-too-large", "Reading the file needs more memory than allowed."
+            ) from None
+        except Exception:
+            # pydicom converts values lazily: a malformed element can fail at any access.
+            raise _problem(
+                name, "damaged", "The DICOM header is damaged and cannot be parsed."
+            ) from None
 
 
 def _parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> ParsedDicom:
@@ -312,6 +332,13 @@ def _parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> Pars
             f"{human_bytes(max_image_bytes)} (MEDMODELS_MAX_IMAGE_MB).",
         )
     ts_uid = UID(str(transfer))
+    if not ts_uid.is_transfer_syntax:
+        raise _problem(
+            name,
+            "unsupported",
+            "The file declares a transfer syntax this app does not know. Export it as standard "
+            "uncompressed or JPEG/JPEG 2000/JPEG-LS/RLE DICOM.",
+        )
     if not ts_uid.is_compressed and pixel_keyword == "PixelData":
         needed = math.ceil(rows * cols * frames * samples * bits / 8)
         if len(ds.PixelData) < needed:
@@ -373,7 +400,10 @@ def _decode(parsed: ParsedDicom) -> np.ndarray:
         raise _problem(
             parsed.name, "image-too-large", "Decoding the image needs more memory than allowed."
         ) from None
-    except Exception:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException:
+        # Includes codec panics surfaced by Rust bindings (they derive from BaseException).
         raise _problem(
             parsed.name,
             "damaged",
@@ -529,7 +559,7 @@ def _build(frames: list[Frame], *, gap_tolerance: float) -> tuple[Scan, list[str
     along = along[order]
     steps = np.diff(along)
     step = float(np.median(steps))
-    if step <= 1e-3:
+    if step <= 1e-3 or float(steps.min()) <= max(1e-3, 0.01 * step):
         raise _problem(
             label,
             "duplicate-slices",

@@ -96,7 +96,10 @@ def inflate(data: bytes, *, wbits: int, budget: Budget) -> bytes:
         d = zlib.decompressobj(wbits)
         buf = pending
         while True:
-            chunk = d.decompress(buf, _CHUNK)
+            try:
+                chunk = d.decompress(buf, _CHUNK)
+            except zlib.error:
+                raise ValueError("the compressed stream is damaged") from None
             size += len(chunk)
             if size > cap:
                 raise budget.bomb(len(data))

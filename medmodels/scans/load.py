@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -134,7 +135,7 @@ def _expand_zip(item: _Item, budget: Budget, problems: list[FileProblem]) -> Ite
     try:
         archive = zipfile.ZipFile(_BytesReader(item.data))
         members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except Exception:
         problems.append(_problem(item.name, "damaged", "The zip archive is damaged or truncated."))
         return
     limit = budget.settings.max_zip_entries
@@ -184,7 +185,17 @@ def _expand_zip(item: _Item, budget: Budget, problems: list[FileProblem]) -> Ite
         except UploadLimitError as exc:
             problems.append(_problem(label, "bomb", str(exc)))
             continue
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        except NotImplementedError:
+            problems.append(
+                _problem(
+                    label,
+                    "unsupported",
+                    "The zip entry uses a compression method this app cannot open. Re-create "
+                    "the zip with standard (deflate) compression.",
+                )
+            )
+            continue
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error):
             problems.append(_problem(label, "damaged", "The zip entry is damaged or truncated."))
             continue
         budget.inflated_bytes += size
@@ -312,6 +323,14 @@ def load_scans(
             result.problems.extend(exc.problems or [_problem(item.name, exc.code, str(exc))])
         except UnreadableScanError as exc:
             result.problems.extend(exc.problems or [_problem(item.name, exc.code, str(exc))])
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException:
+            # Last line of defence: a reader or codec failed in a way not foreseen above
+            # (codec panics from Rust bindings derive from BaseException).
+            result.problems.append(
+                _problem(item.name, "damaged", "The file is damaged and cannot be read.")
+            )
 
     try:
         for item in _read_inputs(inputs, budget, result.problems):

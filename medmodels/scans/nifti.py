@@ -115,10 +115,18 @@ def load(name: str, data: bytes, *, max_image_bytes: int) -> Scan:
     if had_extensions:
         notes.append("NIfTI header extensions were ignored.")
     # Reorient voxel axes to L, P, S and express the affine in LPS.
-    source = orientations.io_orientation(affine)
-    transform = orientations.ornt_transform(source, _target(source, raw.shape))
-    data_lps = orientations.apply_orientation(raw, transform)
-    affine_ras = affine @ orientations.inv_ornt_aff(transform, raw.shape)
+    try:
+        source = orientations.io_orientation(affine)
+        transform = orientations.ornt_transform(source, _target(source, raw.shape))
+        data_lps = orientations.apply_orientation(raw, transform)
+        affine_ras = affine @ orientations.inv_ornt_aff(transform, raw.shape)
+    except ValueError:
+        raise _problem(
+            name,
+            "bad-geometry",
+            "The NIfTI affine does not map the voxel axes to distinct directions, so the image "
+            "cannot be oriented. Fix the header (qform/sform) and upload again.",
+        ) from None
     affine_lps = _RAS_TO_LPS @ affine_ras
     spacing = tuple(float(s) for s in np.linalg.norm(affine_lps[:3, :3], axis=0))
     array = np.ascontiguousarray(np.transpose(data_lps, (2, 1, 0)))

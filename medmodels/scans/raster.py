@@ -44,6 +44,12 @@ def load(name: str, data: bytes, *, max_image_bytes: int) -> Scan:
             img.load()
     except UnreadableScanError:
         raise
+    except Image.DecompressionBombError:
+        raise _problem(
+            name,
+            "image-too-large",
+            f"The {fmt} image declares far more pixels than any scan; it was refused.",
+        ) from None
     except (UnidentifiedImageError, SyntaxError):
         raise _problem(name, "damaged", f"The {fmt} image is damaged and cannot be read.") from None
     except (OSError, ValueError):

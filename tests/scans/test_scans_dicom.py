@@ -233,10 +233,6 @@ def test_uneven_spacing_within_tolerance_loads():
     assert [s.shape[0] for s in result.scans] == [4], codes(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader bug: one duplicated position is reported uneven-spacing",
-)
 def test_duplicate_positions_with_different_uids():
     series = make_ct_series(n=4, duplicate=1)
     result = load(named(series))

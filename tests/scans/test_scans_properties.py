@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import pytest
 from conftest import PROBLEM_CODES, check_scan, encode, load, make_ct_dataset, make_ct_series
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -52,10 +51,6 @@ def test_truncation_never_raises(cut):
         assert [p.code for p in result.problems] == ["empty"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader bug: exceptions escape load_scans on corrupted headers",
-)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     edits=st.lists(
@@ -64,8 +59,7 @@ def test_truncation_never_raises(cut):
         max_size=8,
     )
 )
-# A known failure (the transfer syntax becomes 1.2.840.10008.1.2.9), so the strict xfail above
-# does not depend on what the random examples hit.
+# A once-failing case (the transfer syntax becomes 1.2.840.10008.1.2.9), always checked.
 @example(edits=[(_file().index(b"1.2.840.10008.1.2.1\x00") + 18, ord("9"))])
 def test_corrupted_bytes_never_raise(edits):
     data = bytearray(_file())
