@@ -57,12 +57,45 @@ class Settings(BaseSettings):
         description="Most bytes, in MiB, that one image's decoded pixels may take "
         "(rows × columns × frames × bytes per pixel), checked before decoding.",
     )
+    decode_workers: int = Field(
+        1, ge=1, le=16, description="Worker processes that read and decode uploads for the app."
+    )
+    decode_memory_mb: int = Field(
+        6144,
+        ge=256,
+        description="Address-space limit, in MiB, of each decode worker; a file that needs more "
+        "is refused instead of exhausting the machine.",
+    )
+    decode_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a decode worker may spend on one upload before it is "
+        "stopped and replaced.",
+    )
     max_slice_gap_ratio: float = Field(
         0.01,
         ge=0.0,
         lt=1.0,
         description="Tolerance for uneven slice spacing in a series, as a fraction of the "
         "median spacing (0.01 = 1 %, as highdicom uses).",
+    )
+
+    log_predictions: bool = Field(
+        True,
+        description="Record every prediction (and every rejected input) in the history database "
+        "under the home folder; `medmodels predict --no-log` skips one.",
+    )
+    save_artifacts: bool = Field(
+        True,
+        description="With each logged prediction, save de-identified artifacts under "
+        "`<home>/artifacts/<id>/`: the key slice as PNG with and without the overlay, and the "
+        "label volume as `.npz`.",
+    )
+    artifact_retention_days: int = Field(
+        90,
+        ge=0,
+        description="Days to keep a prediction's artifacts before they are removed (the "
+        "history row stays); 0 keeps them until the prediction is deleted.",
     )
 
     @property

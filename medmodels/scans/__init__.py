@@ -3,5 +3,6 @@ validated, de-identified :class:`Scan` objects. See :func:`load_scans`."""
 
 from medmodels.scans.load import load_scans
 from medmodels.scans.types import LoadResult, Scan, ScanKind
+from medmodels.scans.worker import DecodePool, load_scans_isolated
 
-__all__ = ["LoadResult", "Scan", "ScanKind", "load_scans"]
+__all__ = ["DecodePool", "LoadResult", "Scan", "ScanKind", "load_scans", "load_scans_isolated"]
