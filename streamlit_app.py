@@ -1,40 +1,61 @@
-"""MedModels web app: upload a scan and see what MedModels reads from it.
+"""MedModels web app: try a model on your own scan, browse model versions, review the prediction
+history, share a result. Research use only — not for diagnosis.
 
-Thin by design: it calls :mod:`medmodels` and lays out what it returns.
+Thin by design: pages call :mod:`medmodels` and lay out what it returns; Streamlit helpers live
+in ``ui/``. Run with ``make run`` (``streamlit run streamlit_app.py``).
 """
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
-from medmodels import MedModelsError, load_scans, load_settings
-from ui.widgets import load_report, research_notice, scan_facts, slice_image
+from medmodels import MedModelsError
+from ui import links, resources, widgets
 
 st.set_page_config(page_title="MedModels", page_icon="🩻", layout="wide")
-st.title("MedModels")
-research_notice()
-st.write(
-    "Drop DICOM files, a zipped series, or a NIfTI/PNG/JPEG image. Everything that could "
-    "identify the patient is removed while reading; nothing you upload is stored."
+log = logging.getLogger("medmodels.app")
+
+try_page = st.Page(
+    "pages/try_model.py", title="Try a model", icon=":material/biotech:", default=True
+)
+models_page = st.Page(
+    "pages/models.py", title="Models", icon=":material/inventory_2:", url_path="models"
+)
+shared_page = st.Page(
+    "pages/shared_result.py",
+    title="Shared result",
+    icon=":material/link:",
+    url_path="shared",
+    visibility="hidden",
 )
 
-uploads = st.file_uploader(
-    "Scan files", accept_multiple_files=True, key="uploads", help="DICOM, zip, NIfTI, PNG, JPEG"
-)
-if uploads:
-    try:
-        result = load_scans(uploads, settings=load_settings())
-    except MedModelsError as exc:
-        st.error(str(exc))
-        st.stop()
-    load_report(result)
-    if result.scans:
-        labels = [f"{i + 1}. {s.describe()}" for i, s in enumerate(result.scans)]
-        choice = labels[0]
-        if len(labels) > 1:
-            choice = st.radio("Several scans were found; choose one", labels, key="scan_choice")
-        scan = result.scans[labels.index(choice)]
-        scan_facts(scan)
-        z = scan.shape[0]
-        index = st.slider("Slice", 1, z, (z + 1) // 2, key="slice") - 1 if z > 1 else 0
-        st.image(slice_image(scan, index), caption=f"Slice {index + 1} of {z}", width=512)
+try:
+    resources.settings()
+except MedModelsError as exc:  # a bad MEDMODELS_* variable: say which, and stop
+    st.title("MedModels")
+    widgets.research_notice()
+    widgets.show_error(exc)
+    st.stop()
+
+if st.query_params.get("share"):
+    # A shared link shows the shared result and nothing else: no upload, no history.
+    page = st.navigation([shared_page], position="hidden")
+else:
+    links.restore()
+    page = st.navigation([try_page, models_page, shared_page])
+    with st.sidebar:
+        st.caption(widgets.RESEARCH_NOTICE)
+
+try:
+    page.run()
+except MedModelsError as exc:
+    widgets.show_error(exc)
+except Exception:  # a bug: log it for the operator, show the user a plain message
+    log.exception("Unexpected error on page %s", page.title)
+    st.error(
+        "Something went wrong on this page. The details were written to the server log; "
+        "reload the page to start again.",
+        icon=":material/error:",
+    )

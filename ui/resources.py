@@ -1,0 +1,44 @@
+"""Process-wide resources, created once and shared by every session (``st.cache_resource``):
+settings, the model store, the pool of decode workers, loaded sample scans.
+
+Tests call ``st.cache_resource.clear()`` after changing ``MEDMODELS_*`` variables; resources
+with something to close (worker processes) close it when released.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medmodels import LoadResult, ModelStore, Settings, load_scans, load_settings
+from medmodels.scans import DecodePool
+from ui.samples import BY_ID
+
+
+@st.cache_resource(show_spinner=False)
+def settings() -> Settings:
+    """The settings, read from ``MEDMODELS_*`` once per process (raises ConfigError)."""
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> ModelStore:
+    """The model store (thread-safe; it caches verified hashes)."""
+    return ModelStore(settings().store)
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close())
+def decode_pool() -> DecodePool:
+    """Worker processes that read uploads under memory and time limits (a hostile file costs
+    one worker, not the app)."""
+    return DecodePool(settings())
+
+
+def load_upload(files: list) -> LoadResult:  # type: ignore[type-arg]
+    """Read uploaded files in a decode worker; every bad file becomes a problem line."""
+    return decode_pool().load(files)
+
+
+@st.cache_resource(show_spinner="Reading the sample scan…", max_entries=8)
+def sample(sample_id: str) -> LoadResult:
+    """A sample scan, loaded once per process (samples are trusted, read-only files)."""
+    return load_scans([BY_ID[sample_id].file], settings=settings())
