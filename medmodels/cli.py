@@ -12,7 +12,9 @@ from typing import Any, NoReturn
 import click
 
 from medmodels.config import Settings, load_settings, settings_table
-from medmodels.errors import ConfigError, MedModelsError, ModelNotFoundError
+from medmodels.errors import ConfigError, MedModelsError, ModelNotFoundError, ScanMismatchError
+from medmodels.history.commands import feedback_command, history_group, open_or_exit
+from medmodels.history.log import alias_used, record_prediction, record_rejection
 from medmodels.inference import predict
 from medmodels.scans import Scan, load_scans
 from medmodels.store import Manifest, ModelStore, diff
@@ -142,7 +144,11 @@ def predict_command(
     """Run a model version on a scan and print the result.
 
     Exit codes: 0 success; 2 the input was rejected or does not fit the model; 3 the model,
-    version or alias does not exist (the valid choices are listed).
+    version or alias does not exist (the valid choices are listed); 4 the history database is
+    held by another process (run with --no-log, or stop it).
+
+    The prediction is logged in the history (rejected inputs too, with a reason code and
+    nothing identifying) and its id is printed.
     """
     settings = _settings()
     store = _store(settings)
@@ -152,10 +158,35 @@ def predict_command(
         _fail(str(exc), 3)
     except MedModelsError as exc:
         _fail(str(exc), 2)
+    db = None
+    if not no_log and settings.log_predictions:
+        db = open_or_exit(settings, hint=" Or run with --no-log.")
+    alias = alias_used(store, model_ref)
+
+    def log_rejection(code: str, scan: Scan | None = None, status: str = "rejected") -> None:
+        if db is None:
+            return
+        try:
+            logged = record_rejection(
+                db,
+                model=model.name,
+                version=model.version,
+                alias=alias,
+                reason_code=code,
+                scan=scan,
+                status="failed" if status == "failed" else "rejected",
+                task=model.manifest.task,
+            )
+        except MedModelsError as exc:
+            click.echo(f"warning: the rejection was not logged: {exc}", err=True)
+        else:
+            click.echo(f"logged as {logged} ({status}: {code})", err=True)
+
     result = load_scans(list(paths), settings=settings)
     for problem in result.problems:
         click.echo(f"{problem.name}: {problem.reason} [{problem.code}]", err=True)
     if not result.scans:
+        log_rejection(result.problems[0].code if result.problems else "empty")
         _fail("no scan could be read from the input", 2)
     if len(result.scans) > 1 and series is None:
         listing = "; ".join(f"{i}: {s.describe()}" for i, s in enumerate(result.scans, 1))
@@ -168,14 +199,25 @@ def predict_command(
     scan = result.scans[index]
     try:
         prediction = predict(scan, model)
-    except MedModelsError as exc:
+    except ScanMismatchError as exc:
+        log_rejection("scan-mismatch", scan)
         _fail(str(exc), 2)
-    record = {"prediction_id": None, **prediction.to_dict(), "scan": scan.describe()}
+    except MedModelsError as exc:
+        log_rejection("inference-error", scan, status="failed")
+        _fail(str(exc), 2)
+    prediction_id = None
+    if db is not None:
+        try:
+            prediction_id = record_prediction(db, prediction, scan, alias=alias, source="cli")
+        except MedModelsError as exc:
+            click.echo(f"warning: the prediction was not logged: {exc}", err=True)
+    record = {"prediction_id": prediction_id, **prediction.to_dict(), "scan": scan.describe()}
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
     click.echo(f"{model.name}@{model.version} ({model.model_sha256[:12]}) on {scan.describe()}")
     click.echo("Research use only — not for diagnosis.")
+    click.echo(f"prediction_id: {prediction_id or 'not logged'}")
     if prediction.task == "classification":
         for lab in prediction.labels:
             click.echo(f"    {lab.name}: {lab.probability:.3f}")
@@ -317,3 +359,7 @@ def _settings() -> Settings:
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+main.add_command(history_group)
+main.add_command(feedback_command)
