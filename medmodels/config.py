@@ -98,6 +98,32 @@ class Settings(BaseSettings):
         "history row stays); 0 keeps them until the prediction is deleted.",
     )
 
+    sample_data: Path = Field(
+        Path("sample_data"),
+        description="Folder of the sample scans; hardware sheets use them as reference inputs "
+        "(CT: ct-chest-phantom, MR: mni152-t1-2mm.nii.gz).",
+    )
+    prices: Path | None = Field(
+        None,
+        description="TOML price list for cost figures (same format as "
+        "medmodels/sheets/prices.toml); unset = the dated list shipped with MedModels.",
+    )
+    bench_runs: int = Field(
+        20, ge=1, description="Warm runs per measurement in a hardware sheet (after warm-up)."
+    )
+    bench_warmup: int = Field(
+        3, ge=0, description="Unrecorded warm-up runs before a sheet's warm measurements."
+    )
+    bench_timeout_s: int = Field(
+        1800, gt=0, description="Longest a sheet's benchmark child process may run, in seconds."
+    )
+    bench_cv_warn: float = Field(
+        0.15,
+        gt=0,
+        description="A sheet warns when warm latency's coefficient of variation (standard "
+        "deviation / mean) exceeds this.",
+    )
+
     @property
     def max_upload_bytes(self) -> int:
         """``max_upload_mb`` in bytes."""
