@@ -363,3 +363,8 @@ def _settings() -> Settings:
 
 main.add_command(history_group)
 main.add_command(feedback_command)
+
+from medmodels.sheets.commands import optimize_command, sheet_command  # noqa: E402
+
+main.add_command(sheet_command)
+main.add_command(optimize_command)
