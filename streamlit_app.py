@@ -23,6 +23,9 @@ try_page = st.Page(
 models_page = st.Page(
     "pages/models.py", title="Models", icon=":material/inventory_2:", url_path="models"
 )
+history_page = st.Page(
+    "pages/history.py", title="History", icon=":material/history:", url_path="history"
+)
 shared_page = st.Page(
     "pages/shared_result.py",
     title="Shared result",
@@ -44,7 +47,7 @@ if st.query_params.get("share"):
     page = st.navigation([shared_page], position="hidden")
 else:
     links.restore()
-    page = st.navigation([try_page, models_page, shared_page])
+    page = st.navigation([try_page, models_page, history_page, shared_page])
     with st.sidebar:
         st.caption(widgets.RESEARCH_NOTICE)
 

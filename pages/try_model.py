@@ -15,12 +15,14 @@ from medmodels import (
     ModelVersion,
     Prediction,
     Scan,
+    ScanMismatchError,
     fit_problems,
     predict,
 )
 from medmodels import render as rd
-from medmodels.store import Window
-from ui import links, resources, viewer, widgets
+from medmodels.history import record_prediction, record_rejection
+from medmodels.store import Window, is_version, render_card
+from ui import links, records, resources, viewer, widgets
 from ui.samples import BY_ID, available
 
 SOURCES = ("Upload files or a zip", "Upload a folder", "Sample scan")
@@ -35,6 +37,7 @@ class Result:
     scan: Scan
     model: ModelVersion
     prediction: Prediction
+    record_id: str | None = None
     downloads: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -245,8 +248,28 @@ def _choose_scan(result: LoadResult) -> tuple[Scan, int] | None:
 # --------------------------------------------------------------------------- running
 
 
-def _run(scan: Scan, model: ModelVersion) -> Prediction | None:
-    """Run with a status box that says what happens, then how long each stage took."""
+def _alias(tag: str | None) -> str | None:
+    """The alias a selection went through (None for an explicit version)."""
+    return None if tag is None or is_version(tag) else tag
+
+
+def _log_rejection(once: tuple[Any, ...], **fields: Any) -> None:
+    """Record a refused input or failed run in the history, once per ``once`` key."""
+    if not resources.settings().log_predictions:
+        return
+    seen: set[tuple[Any, ...]] = st.session_state.setdefault("_try_logged_rejections", set())
+    if once in seen:
+        return
+    seen.add(once)
+    try:
+        record_rejection(resources.history(), source="app", **fields)
+    except MedModelsError as exc:
+        st.warning(f"The history could not record this: {exc}")
+
+
+def _run(scan: Scan, model: ModelVersion, tag: str | None) -> tuple[Prediction, str | None] | None:
+    """Run with a status box that says what happens, log the prediction, then show how long
+    each stage took."""
     with st.status(f"Running {model.ref}…", expanded=True) as status:
         st.write("✓ Scan read and de-identified")
         st.write("✓ Scan fits the model")
@@ -256,15 +279,36 @@ def _run(scan: Scan, model: ModelVersion) -> Prediction | None:
         except MedModelsError as exc:
             status.update(label=f"{model.ref} could not run", state="error", expanded=True)
             widgets.show_error(exc)
+            _log_rejection(
+                (scan.fingerprint, model.ref, "failed"),
+                model=model.name,
+                version=model.version,
+                alias=_alias(tag),
+                reason_code="scan-mismatch" if isinstance(exc, ScanMismatchError) else "failed",
+                status="rejected" if isinstance(exc, ScanMismatchError) else "failed",
+                scan=scan,
+                task=model.manifest.task,
+            )
             return None
+        record_id = None
+        if resources.settings().log_predictions:
+            bar.progress(0.9, text="Saving to the history…")
+            try:
+                record_id = record_prediction(
+                    resources.history(), prediction, scan, alias=_alias(tag), source="app"
+                )
+            except MedModelsError as exc:
+                st.warning(f"The result could not be saved to the history: {exc}")
         bar.progress(1.0, text="Done")
         for row in widgets.timing_rows(prediction.timings_ms):
             st.write(f"✓ {row['Stage']}: {row['ms']} ms")
+        if record_id:
+            st.write("✓ Saved to the history")
         total = prediction.timings_ms.get("total", 0.0)
         status.update(
             label=f"{model.ref} finished in {total:,.0f} ms", state="complete", expanded=False
         )
-    return prediction
+    return prediction, record_id
 
 
 def _model_window(model: ModelVersion) -> rd.WindowLevel | None:
@@ -374,6 +418,24 @@ def _show(res: Result) -> viewer.View | None:
     with st.expander("Timings"):
         st.dataframe(widgets.timing_rows(p.timings_ms), hide_index=True, key="try_timings")
     _downloads(res)
+    if res.record_id:
+        st.page_link(
+            "pages/history.py",
+            label=f"Saved to the history as {res.record_id[:8]} — open it there",
+            query_params={"prediction": res.record_id},
+            icon=":material/history:",
+        )
+        records.feedback_form(
+            res.record_id,
+            [lab.name for lab in p.labels],
+            key="try_feedback",
+        )
+        records.share_panel(res.record_id, render_card(model.manifest), key="try_share")
+    else:
+        st.caption(
+            "Prediction logging is off (MEDMODELS_LOG_PREDICTIONS), so there is no "
+            "feedback or share link for this result."
+        )
     return view
 
 
@@ -415,9 +477,9 @@ def _compare(res: Result, view: viewer.View | None) -> None:
         except MedModelsError as exc:
             widgets.show_error(exc)
             return
-        pred_b = _run(res.scan, model_b)
-        if pred_b is not None:
-            st.session_state["try_compare"] = Result(key, res.scan, model_b, pred_b)
+        ran = _run(res.scan, model_b, other)
+        if ran is not None:
+            st.session_state["try_compare"] = Result(key, res.scan, model_b, *ran)
     cmp: Result | None = st.session_state.get("try_compare")
     if cmp is None or cmp.key != key:
         return
@@ -504,6 +566,8 @@ def page() -> None:
     if chosen is None:
         return
     result, ident, _ = chosen
+    for i, problem in enumerate(result.problems):
+        _log_rejection((ident, i), model=model.name, reason_code=problem.code)
     picked = _choose_scan(result)
     if picked is None:
         return
@@ -525,10 +589,21 @@ def page() -> None:
         key="try_run",
         icon=":material/play_arrow:",
     )
+    tag = st.session_state.get("try_version")
+    if reasons:
+        _log_rejection(
+            (*key, "misfit"),
+            model=model.name,
+            version=model.version,
+            alias=_alias(tag),
+            reason_code="scan-mismatch",
+            scan=scan,
+            task=model.manifest.task,
+        )
     if (clicked or autorun) and not reasons:
-        prediction = _run(scan, model)
-        if prediction is not None:
-            st.session_state["try_result"] = Result(key, scan, model, prediction)
+        ran = _run(scan, model, tag)
+        if ran is not None:
+            st.session_state["try_result"] = Result(key, scan, model, *ran)
             st.session_state.pop("try_compare", None)
     res: Result | None = st.session_state.get("try_result")
     if res is None or res.key != key:

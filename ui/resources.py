@@ -1,5 +1,6 @@
 """Process-wide resources, created once and shared by every session (``st.cache_resource``):
-settings, the model store, the pool of decode workers, loaded sample scans.
+settings, the model store, the pool of decode workers, loaded sample scans, the prediction
+history database and the share links kept in it.
 
 Tests call ``st.cache_resource.clear()`` after changing ``MEDMODELS_*`` variables; resources
 with something to close (worker processes) close it when released.
@@ -10,7 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 from medmodels import LoadResult, ModelStore, Settings, load_scans, load_settings
+from medmodels.history import Database, open_database
 from medmodels.scans import DecodePool
+from medmodels.share import ShareLinks
 from ui.samples import BY_ID
 
 
@@ -42,3 +45,15 @@ def load_upload(files: list) -> LoadResult:  # type: ignore[type-arg]
 def sample(sample_id: str) -> LoadResult:
     """A sample scan, loaded once per process (samples are trusted, read-only files)."""
     return load_scans([BY_ID[sample_id].file], settings=settings())
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda db: db.close())
+def history() -> Database:
+    """The prediction history database of this process (one connection, a cursor per call)."""
+    return open_database(settings())
+
+
+@st.cache_resource(show_spinner=False)
+def shares() -> ShareLinks:
+    """Share links, signed with the server secret, stored in the history database."""
+    return ShareLinks.for_settings(history(), settings())
