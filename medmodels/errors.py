@@ -55,6 +55,10 @@ class UnreadableScanError(MedModelsError, ValueError):
         self.problems: list[FileProblem] = list(problems or [])
         self.code = code or (self.problems[0].code if self.problems else "unreadable")
 
+    def __reduce__(self) -> tuple[type, tuple[str, list[FileProblem], str]]:
+        """Keep the problems when the error crosses a process boundary."""
+        return (type(self), (str(self), self.problems, self.code))
+
 
 class UploadLimitError(UnreadableScanError):
     """The upload exceeds a configured limit (bytes, files, entries, ratio or pixels)."""

@@ -7,37 +7,111 @@ address space is capped (``MEDMODELS_DECODE_MEMORY_MB``) and whose call is aband
 ``MEDMODELS_DECODE_TIMEOUT_S``. A dead or stuck worker is replaced and the caller gets
 :class:`~medmodels.errors.UnreadableScanError` saying what happened; the next upload works.
 
-Workers are started by a fork server (never a fork of the possibly multi-threaded app) and
-kept warm, so the price per upload is moving the bytes in and the arrays out once.
+Workers are plain ``python -m medmodels.scans._worker_main`` processes that talk pickled
+frames over a pipe. Unlike :mod:`multiprocessing`, this never re-imports the parent's main
+module in the child (for the app that would be the Streamlit page itself), and workers stay warm,
+so the price per upload is moving the bytes in and the arrays out once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
+import pickle
+import select
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
 from medmodels.config import Settings, load_settings
 from medmodels.errors import FileProblem, UnreadableScanError
+from medmodels.scans._frames import HEADER, write_frame
 from medmodels.scans.load import Upload, load_scans
 from medmodels.scans.types import LoadResult
 
 T = TypeVar("T")
+_STARTUP_TIMEOUT_S = 120.0
 
 
-def _limit_worker(address_space_bytes: int) -> None:
-    """Worker initializer: cap the address space so a bomb fails with MemoryError here."""
-    import resource
+class _WorkerDied(Exception):
+    pass
 
-    if address_space_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, address_space_bytes))
+
+class _WorkerTimedOut(Exception):
+    pass
+
+
+class _Worker:
+    """One warm worker process."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "medmodels.scans._worker_main", str(memory_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in = self.proc.stdin
+        self._out = self.proc.stdout.fileno()
+        write_frame(self._in, pickle.dumps(list(sys.path)))
+        # Wait until the worker has imported the readers: start-up is not the upload's time.
+        ready = self._read_frame(time.monotonic() + _STARTUP_TIMEOUT_S)
+        if ready != b"ready":
+            raise _WorkerDied
+
+    def _read_frame(self, deadline: float) -> bytes:
+        (size,) = HEADER.unpack(self._read_exact(HEADER.size, deadline))
+        return self._read_exact(size, deadline)
+
+    def _read_exact(self, size: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        left = size
+        while left:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _WorkerTimedOut
+            ready, _, _ = select.select([self._out], [], [], remaining)
+            if not ready:
+                raise _WorkerTimedOut
+            chunk = os.read(self._out, min(left, 1 << 20))
+            if not chunk:
+                raise _WorkerDied
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        try:
+            write_frame(self._in, pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
+        except (BrokenPipeError, OSError):
+            raise _WorkerDied from None
+        kind, value = pickle.loads(self._read_frame(deadline))
+        if kind == "error":
+            raise value
+        return value
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _load_in_worker(inputs: list[Any], settings_data: dict[str, Any]) -> LoadResult:
@@ -73,56 +147,56 @@ class DecodePool:
         self.settings = settings or load_settings()
         self.workers = workers or self.settings.decode_workers
         self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
+        self._slots = threading.Semaphore(self.workers)
+        self._idle: list[_Worker] = []
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _take(self) -> _Worker:
         with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.workers,
-                    mp_context=multiprocessing.get_context("forkserver"),
-                    initializer=_limit_worker,
-                    initargs=(self.settings.decode_memory_mb * 1024 * 1024,),
-                )
-            return self._executor
-
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        """Kill every worker of ``broken`` and start afresh on the next call."""
-        with self._lock:
-            if self._executor is broken:
-                self._executor = None
-        for process in list(getattr(broken, "_processes", {}).values()):
-            with contextlib.suppress(Exception):  # already gone
-                process.kill()
-        broken.shutdown(wait=False, cancel_futures=True)
+            if self._idle:
+                return self._idle.pop()
+        return _Worker(self.settings.decode_memory_mb * 1024 * 1024)
 
     def call(self, fn: Callable[..., T], *args: Any, label: str = "upload") -> T:
         """Run ``fn(*args)`` in a worker under the limits; translate a dead or stuck worker
-        into :class:`UnreadableScanError` (code ``decoder-crashed`` or ``decoder-timeout``)."""
-        pool = self._pool()
+        into :class:`UnreadableScanError` (code ``decoder-crashed`` or ``decoder-timeout``).
+        Exceptions raised by ``fn`` itself are re-raised here unchanged."""
         timeout = self.settings.decode_timeout_s
-        try:
-            future = pool.submit(fn, *args)
-            return future.result(timeout=timeout)
-        except FutureTimeout:
-            self._replace(pool)
-            reason = (
-                f"Reading the upload took longer than {timeout:g} s and was stopped; the file "
-                "may be damaged or built to stall a decoder (MEDMODELS_DECODE_TIMEOUT_S)."
-            )
-            raise UnreadableScanError(
-                reason, [FileProblem(label, reason, "decoder-timeout")], code="decoder-timeout"
-            ) from None
-        except BrokenProcessPool:
-            self._replace(pool)
-            reason = (
-                "The decoder stopped abruptly while reading the upload (it crashed or needed "
-                f"more than {self.settings.decode_memory_mb} MiB, MEDMODELS_DECODE_MEMORY_MB); "
-                "the file may be damaged or malicious."
-            )
-            raise UnreadableScanError(
-                reason, [FileProblem(label, reason, "decoder-crashed")], code="decoder-crashed"
-            ) from None
+        with self._slots:
+            try:
+                worker = self._take()
+            except (_WorkerDied, _WorkerTimedOut, OSError):
+                reason = "The decode worker could not be started; try again, or check the server."
+                raise UnreadableScanError(
+                    reason, [FileProblem(label, reason, "decoder-crashed")], code="decoder-crashed"
+                ) from None
+            try:
+                result = worker.call(fn, args, timeout)
+            except _WorkerTimedOut:
+                worker.kill()
+                reason = (
+                    f"Reading the upload took longer than {timeout:g} s and was stopped; the "
+                    "file may be damaged or built to stall a decoder (MEDMODELS_DECODE_TIMEOUT_S)."
+                )
+                raise UnreadableScanError(
+                    reason, [FileProblem(label, reason, "decoder-timeout")], code="decoder-timeout"
+                ) from None
+            except _WorkerDied:
+                worker.kill()
+                reason = (
+                    "The decoder stopped abruptly while reading the upload (it crashed or needed "
+                    f"more than {self.settings.decode_memory_mb} MiB, "
+                    "MEDMODELS_DECODE_MEMORY_MB); the file may be damaged or malicious."
+                )
+                raise UnreadableScanError(
+                    reason, [FileProblem(label, reason, "decoder-crashed")], code="decoder-crashed"
+                ) from None
+            except BaseException:
+                with self._lock:  # fn raised: the worker itself is fine
+                    self._idle.append(worker)
+                raise
+            with self._lock:
+                self._idle.append(worker)
+            return result
 
     def load(self, inputs: Upload | Iterable[Upload]) -> LoadResult:
         """:func:`load_scans` in a worker. A crash or timeout becomes a LoadResult problem."""
@@ -133,11 +207,11 @@ class DecodePool:
             return LoadResult(problems=list(exc.problems))
 
     def close(self) -> None:
-        """Stop the workers."""
+        """Stop the idle workers."""
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.close()
 
 
 _DEFAULT: DecodePool | None = None
