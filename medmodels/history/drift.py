@@ -14,7 +14,8 @@ own, so discrete values such as pixel spacing still show a shift. Categorical fe
 
 Thresholds (the usual reading of the PSI): below 0.1 ``stable``, 0.1 to 0.25 ``watch``
 (a moderate shift, look at it), above 0.25 ``drift`` (a significant shift). Groups with fewer
-than ``min_count`` predictions are flagged ``too-few``: their PSI is too noisy to read.
+than ``min_count`` predictions are flagged ``too-few``: their PSI is too noisy to read. A feature
+never recorded in the reference window (e.g. the top label of a segmentation model) is left out.
 """
 
 from __future__ import annotations
@@ -165,9 +166,13 @@ def drift(
                 bin_expr = _bin_sql(expr, sorted(set(edges or [])))
                 valid = f"{expr} IS NOT NULL AND isfinite({expr})"
             else:
+                (seen,) = cur.execute(
+                    f"SELECT count({expr}) {base} AND {ref_cond}", [model, start, end]
+                ).fetchone() or (0,)
+                edges = [seen] if seen else []
                 bin_expr = f"coalesce(CAST({expr} AS VARCHAR), '(unknown)')"
                 valid = "true"
-            if kind == "numeric" and not edges:
+            if not edges:
                 continue  # the feature was never recorded in the reference window
             counts = cur.execute(
                 f"""SELECT grouping(in_ref) AS by_week, grouping(version) AS all_versions,

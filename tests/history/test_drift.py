@@ -110,3 +110,9 @@ def test_output_drift_on_volumes(db: Database) -> None:
     )
     (week2,) = [r for r in report.rows if r.week == date(2026, 3, 9) and r.version is None]
     assert week2.flag == "drift"
+
+
+def test_features_never_recorded_in_the_reference_are_left_out(db: Database) -> None:
+    _week(db, WEEK1, [1.0, 2.0, 3.0])  # segmentation rows: no top label
+    features = {r.feature for r in drift(db, "lung-mask").rows}
+    assert "top_label" not in features and {"intensity_mean", "modality"} <= features
