@@ -362,7 +362,6 @@ def peak_rss() -> tuple[int, str]:
 
 def _child(request: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Run the measurement described by ``request`` (see :func:`run_benchmark`)."""
-    baseline = _status_bytes("VmRSS")
     from medmodels.config import load_settings
     from medmodels.inference import predict
     from medmodels.scans import load_scans
@@ -371,8 +370,8 @@ def _child(request: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> d
     from medmodels.store.manifest import Manifest
     from medmodels.store.store import ModelVersion, sha256_file
 
-    if baseline is not None:  # count the libraries as baseline, not as the model's memory
-        baseline = _status_bytes("VmRSS")
+    # Baseline: an idle process with the libraries imported, before any scan or session.
+    baseline = _status_bytes("VmRSS")
     started = datetime.now(UTC)
     t_begin = time.perf_counter()
     runs, warmup = int(request["runs"]), int(request["warmup"])

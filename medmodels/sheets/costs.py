@@ -275,13 +275,19 @@ def cost_rows(
     utilisations: Sequence[float] = DEFAULT_UTILISATIONS,
     daily_volume: float | None = 1000,
 ) -> list[CostRow]:
-    """One row per price entry: measured-derived for the measured hardware, core-scaled
-    estimates for other CPU instances, GPU instances not shown (with the reason)."""
+    """One row per price entry: derived from the best measured throughput for the measured
+    hardware; for other CPU instances estimated from the all-cores-busy rate scaled by core
+    count; GPU instances not shown (with the reason)."""
     for u in utilisations:
         _check_utilisation(u)
     host = sheet.host
     best = sheet.bench.best_throughput()
     measured_per_hour = best.per_hour
+    # Scaling to other core counts starts from the rate with every core busy (parallel
+    # sessions), which includes the contention a full machine has; 1 thread if that is all.
+    base = sheet.bench.throughput_for("parallel-sessions") or sheet.bench.throughput_for("1-thread")
+    base = base or best
+    base_cores = base.sessions * base.intra_op_threads
     rows: list[CostRow] = []
     for entry in prices.hardware:
         hourly = entry.hourly
@@ -311,12 +317,12 @@ def cost_rows(
             continue
         else:
             vcpus = entry.vcpus or 1
-            per_hour = scale_by_cores(measured_per_hour, host.usable_cores, vcpus)
+            per_hour = scale_by_cores(base.per_hour, base_cores, vcpus)
             provenance = "estimated"
             method = (
-                f"estimated: scaled from the measured host ({host.cpu_model}, "
-                f"{host.usable_cores} cores, {measured_per_hour:.0f} predictions/h) by core count "
-                f"(× {vcpus}/{host.usable_cores}), assuming the same speed per core"
+                f"estimated: scaled from the measured host ({host.cpu_model}: "
+                f"{base.per_hour:.0f} predictions/h with {base_cores} core(s) busy, {base.mode}) "
+                f"by core count (× {vcpus}/{base_cores}), assuming the same speed per core"
             )
             if entry.arch and _arch(entry.arch) != _arch(host.machine):
                 method += f"; rough: {entry.arch} differs from the measured {host.machine}"

@@ -81,7 +81,8 @@ def test_a_bad_price_list_names_the_entry_and_field(tmp_path: Path) -> None:
 def test_cost_rows_label_measured_estimated_and_hidden(measured) -> None:
     sheet, _, _ = measured
     best = sheet.bench.best_throughput()
-    cores = sheet.host.usable_cores
+    busy = sheet.bench.throughput_for("parallel-sessions") or sheet.bench.throughput_for("1-thread")
+    cores = busy.sessions
     rows = {r.entry.id: r for r in cost_rows(sheet, load_prices(), daily_volume=500)}
 
     own = rows["own-workstation"]
@@ -94,7 +95,7 @@ def test_cost_rows_label_measured_estimated_and_hidden(measured) -> None:
     cpu = rows["aws-c7i-2xlarge"]
     assert cpu.provenance == "estimated"
     assert "scaled from the measured host" in cpu.method and "core count" in cpu.method
-    assert cpu.predictions_per_hour == pytest.approx(best.per_hour * 8 / cores)
+    assert cpu.predictions_per_hour == pytest.approx(busy.per_hour * 8 / cores)
     assert cpu.monthly_usd[1.0] == pytest.approx(monthly_cost(0.357, cpu.predictions_per_hour, 500))
     assert "rough" in rows["aws-c7g-xlarge"].method  # arm64 vs the measured x86_64 host
 
