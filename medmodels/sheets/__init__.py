@@ -10,8 +10,12 @@ Typical use (the app's "Hardware & cost" page)::
 
     sheets = SheetStore.from_settings(settings)
     sheet = build_sheet(store, "brain-tissue@1.0.0", settings=settings, progress=bar)
-    for s in sheets.sheets("brain-tissue"):       # every version × host, newest first
-        s.figure("end_to_end_p50_ms"), sheets.verdicts(s), cost_rows(s, load_prices())
+    prices = load_prices(settings.prices)
+    rows = [comparison_row(s, prices, sheets=sheets) for s in sheets.sheets("brain-tissue")]
+    for s in sheets.sheets("brain-tissue"):        # every version × host, newest first
+        s.figures()                                 # each with unit, provenance and source
+        sheets.verdicts(s)                          # mobile / edge / web, with reasons
+        cost_rows(s, prices, utilisations=(1.0, 0.2), daily_volume=500)
 """
 
 from medmodels.sheets.agreement import Agreement, compare_predictions, measure_agreement
@@ -49,7 +53,7 @@ from medmodels.sheets.reference import (
     load_reference,
     synthetic_reference,
 )
-from medmodels.sheets.sheet import Figure, Sheet, SheetStore, build_sheet
+from medmodels.sheets.sheet import Figure, Sheet, SheetStore, build_sheet, comparison_row
 from medmodels.sheets.targets import (
     EpCoverage,
     MobileFacts,
@@ -99,6 +103,7 @@ __all__ = [
     "build_variant",
     "choose_reference",
     "compare_predictions",
+    "comparison_row",
     "cost_per_1000",
     "cost_rows",
     "count_flops",

@@ -32,6 +32,7 @@ from medmodels.scans.types import Scan
 from medmodels.sheets import _pipeline
 from medmodels.sheets.agreement import Agreement, measure_agreement
 from medmodels.sheets.bench import Bench, Host, Progress, run_benchmark
+from medmodels.sheets.costs import PriceList, cost_rows
 from medmodels.sheets.errors import SheetError
 from medmodels.sheets.profile import GraphProfile, profile_model
 from medmodels.sheets.reference import Reference, choose_reference, load_reference, sample_path
@@ -412,6 +413,64 @@ class SheetStore:
                     "measure the published version instead"
                 )
         return sheet, self.save(sheet)
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing sheets
+
+
+def comparison_row(
+    sheet: Sheet,
+    prices: PriceList,
+    *,
+    sheets: SheetStore | None = None,
+    hardware: str | None = None,
+    utilisation: float = 1.0,
+) -> dict[str, Any]:
+    """One flat row for a side-by-side table of versions × hosts (and its bar charts).
+
+    ``hardware`` is the price entry the cost column uses (default: the first ``own`` entry);
+    ``sheets`` lets the edge verdict use the version's int8 sheet. Keys ending in ``_provenance``
+    say where the neighbouring figure came from."""
+    entry = (
+        prices.get(hardware)
+        if hardware
+        else next((e for e in prices.hardware if e.kind == "own"), prices.hardware[0])
+    )
+    row = next(r for r in cost_rows(sheet, prices, utilisations=(utilisation,)) if r.entry == entry)
+    verdicts = sheets.verdicts(sheet) if sheets is not None else target_verdicts(sheet)
+    b = sheet.bench
+    e2e = b.stages["end_to_end"]
+    a = sheet.agreement
+    return {
+        "model": sheet.model,
+        "version": sheet.version,
+        "derived_from": sheet.derived_from,
+        "host": sheet.host.fingerprint,
+        "cpu": sheet.host.cpu_model,
+        "cores": sheet.host.usable_cores,
+        "measured_at": sheet.created,
+        "size_mb": sheet.graph.file_bytes / 2**20,
+        "parameters": sheet.graph.parameters,
+        "precision": sheet.graph.main_precision,
+        "gflops": None if sheet.flops_per_prediction is None else sheet.flops_per_prediction / 1e9,
+        "cold_start_ms": b.cold.total_ms,
+        "p50_ms": e2e.p50_ms,
+        "p95_ms": e2e.p95_ms,
+        "throughput_per_h": b.best_throughput().per_hour,
+        "peak_mb": b.memory.peak_mb,
+        "working_mb": b.memory.model_mb,
+        "usd_per_1000": row.cost_per_1000.get(utilisation),
+        "usd_per_1000_hardware": entry.name,
+        "usd_per_1000_provenance": row.provenance,
+        "usd_per_1000_method": row.method,
+        "agreement": None if a is None else a.describe(),
+        "agreement_provenance": None if a is None else a.provenance,
+        **{v.target: v.verdict for v in verdicts},
+        **{f"{v.target}_reasons": list(v.reasons) for v in verdicts},
+        "read_provenance": "read",
+        "timing_provenance": "measured",
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from medmodels.cli import main
-from medmodels.sheets import SheetStore, host_info, stage_stats
+from medmodels.sheets import SheetStore, comparison_row, host_info, load_prices, stage_stats
 
 PROVENANCES = {"read", "measured", "derived", "estimated"}
 
@@ -94,3 +94,17 @@ def test_sheet_command_runs_with_three_runs(make_store, monkeypatch) -> None:
     missing = CliRunner().invoke(main, ["sheet", "tiny-cls@9.0.0"])
     assert missing.exit_code == 3
     assert "available: 1.0.0" in missing.output
+
+
+def test_comparison_row_for_the_app_table(measured) -> None:
+    sheet, _, settings = measured
+    prices = load_prices()
+    row = comparison_row(sheet, prices, sheets=SheetStore.from_settings(settings))
+    assert row["version"] == "1.0.0" and row["host"] == sheet.host.fingerprint
+    assert row["p50_ms"] == sheet.bench.stages["end_to_end"].p50_ms
+    assert row["usd_per_1000_provenance"] == "derived"
+    assert row["usd_per_1000"] > 0 and row["mobile"] in ("yes", "maybe", "no", "unknown")
+    assert row["edge_reasons"] and row["agreement"] is None
+    estimated = comparison_row(sheet, prices, hardware="aws-c7i-large", utilisation=0.2)
+    assert estimated["usd_per_1000_provenance"] == "estimated"
+    assert "scaled" in estimated["usd_per_1000_method"]
