@@ -282,7 +282,6 @@ def test_no_identifying_marker_is_stored_anywhere(cli_env: dict[str, str], tmp_p
         ("predict", "dense", str(bad)),
         ("history", "--json"),
         ("history", "--csv", str(tmp_path / "exports" / "all.csv")),
-        ("history", "--parquet", str(tmp_path / "exports" / "all.parquet")),
     ):
         proc = run_cli(*args, env=cli_env)
         assert "Traceback" not in proc.stderr, proc.stderr
