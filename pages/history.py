@@ -169,7 +169,11 @@ def _detail(db: Database, prediction_id: str) -> None:
             st.markdown("**Feedback so far** (the latest counts)")
             st.dataframe(records.feedback_rows(record["feedback"]), hide_index=True)
         if record.get("status") == "ok":
-            labels = [lab["name"] for lab in record.get("labels") or [] if lab]
+            labels = (
+                [lab["name"] for lab in record.get("labels") or [] if lab]
+                if record.get("task") == "classification"
+                else []
+            )
             records.feedback_form(pid, labels, key="history_feedback")
             card = None
             try:

@@ -425,11 +425,8 @@ def _show(res: Result) -> viewer.View | None:
             query_params={"prediction": res.record_id},
             icon=":material/history:",
         )
-        records.feedback_form(
-            res.record_id,
-            [lab.name for lab in p.labels],
-            key="try_feedback",
-        )
+        classes = [lab.name for lab in p.labels] if p.task == "classification" else []
+        records.feedback_form(res.record_id, classes, key="try_feedback")
         records.share_panel(res.record_id, render_card(model.manifest), key="try_share")
     else:
         st.caption(

@@ -20,8 +20,8 @@ NO_REASON = "(no reason)"
 
 
 def feedback_form(prediction_id: str, labels: Sequence[str], *, key: str) -> None:
-    """Agree / disagree / unsure, a reason from the closed list, an optional corrected label
-    and note; saved to the history."""
+    """Agree / disagree / unsure, a reason from the closed list, an optional note and (for a
+    classifier, whose ``labels`` are given) the correct label; saved to the history."""
     with st.form(f"{key}_form", border=True, clear_on_submit=True):
         st.markdown("**Is this result right?** Your verdict is saved with the prediction.")
         verdict = st.radio(
@@ -171,8 +171,8 @@ def result_summary(record: Mapping[str, Any]) -> None:
     sha = record.get("model_sha256") or ""
     when = record.get("created_at")
     st.markdown(
-        f"`{widgets.md(record.get('model'))}` **{widgets.md(record.get('version'))}**"
-        + (f" via `{widgets.md(record['alias'])}`" if record.get("alias") else "")
+        f"{widgets.code(record.get('model'))} **{widgets.md(record.get('version'))}**"
+        + (f" via {widgets.code(record['alias'])}" if record.get("alias") else "")
         + (f" · model SHA-256 `{sha[:12]}`" if sha else "")
         + f" · {widgets.md(record.get('provider') or '')}"
         + (f" · {when:%Y-%m-%d %H:%M} UTC" if when else "")

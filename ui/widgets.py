@@ -21,6 +21,11 @@ def md(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
+def code(text: object) -> str:
+    """``text`` as inline code (Markdown escapes do not work inside backticks)."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
+
+
 def research_notice() -> None:
     """The notice every page carries."""
     st.warning(RESEARCH_NOTICE, icon=":material/warning:")

@@ -7,7 +7,8 @@ import json
 
 from medmodels import ModelStore
 
-from .conftest import _seg_graph, errors, seg_manifest, texts
+from .builders import _seg_graph, seg_manifest
+from .conftest import errors, texts
 
 
 def _open(make_app):
