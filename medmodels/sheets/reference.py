@@ -2,9 +2,10 @@
 
 A model's reference scan is chosen from its manifest: CT models (slices or volumes) get the CT
 chest phantom (``sample_data/ct-chest-phantom``, 64 slices of 256×256), MR slice and volume
-models get the MNI152 T1 template (``sample_data/mni152-t1-2mm.nii.gz``). Anything else, or a
-sample that does not suit the model (e.g. its pixel spacing is out of the declared range), gets
-a seeded synthetic scan of the declared size, and the reference says why.
+models get the MNI152 T1 template (``sample_data/mni152-t1-2mm.nii.gz``); a slice model that
+these do not suit tries a single real slice next (see :data:`SAMPLES`). Anything else, or no
+sample that suits the model (e.g. its pixel spacing is out of the declared range), gets a
+seeded synthetic scan of the declared size, and the reference says why.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from medmodels.scans.types import Scan
 from medmodels.sheets.errors import SheetError
 from medmodels.store.manifest import Manifest, ResizePad
 
-SAMPLES: dict[tuple[str, str], str] = {
-    ("CT", "slice2d"): "ct-chest-phantom",
-    ("CT", "volume3d"): "ct-chest-phantom",
-    ("MR", "slice2d"): "mni152-t1-2mm.nii.gz",
-    ("MR", "volume3d"): "mni152-t1-2mm.nii.gz",
+SAMPLES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("CT", "slice2d"): ("ct-chest-phantom", "dicom/CT_small.dcm"),
+    ("CT", "volume3d"): ("ct-chest-phantom",),
+    ("MR", "slice2d"): ("mni152-t1-2mm.nii.gz", "dipy-t1-coronal-slice.nii.gz"),
+    ("MR", "volume3d"): ("mni152-t1-2mm.nii.gz",),
 }
-"""(modality, dimensionality) → the sample under ``Settings.sample_data`` used as reference."""
+"""(modality, dimensionality) → samples under ``Settings.sample_data``, in order of preference;
+the first that suits the model is its reference."""
 
 SYNTHETIC_SEED = 20240102
 DEFAULT_SIZE = 256
@@ -160,43 +162,37 @@ def choose_reference(
     """The reference input for a model and its scan (see the module docstring)."""
     settings = settings or load_settings()
     spec = manifest.input
-    name = next(
-        (
-            SAMPLES[(m, spec.dimensionality)]
-            for m in spec.modalities
-            if (m, spec.dimensionality) in SAMPLES
-        ),
-        None,
-    )
-    note: str | None = None
-    if name is not None:
+    names = [name for m in spec.modalities for name in SAMPLES.get((m, spec.dimensionality), ())]
+    notes: list[str] = []
+    for name in names:
         path = Path(settings.sample_data) / name
         if not os.path.exists(path):
-            note = f"the sample scan {name} is not in {settings.sample_data}"
-        else:
-            result = load_scans([path], settings=settings)
-            if result.scans:
-                scan = result.scans[0]
-                problems = fit_problems(scan, manifest)
-                if not problems:
-                    reference = Reference(
-                        kind="sample",
-                        name=name,
-                        description=f"sample_data/{name}: {scan.describe()}",
-                        modality=scan.modality,
-                        shape_zyx=scan.shape,
-                        spacing_mm=scan.spacing_mm,
-                        units=spec.units,
-                        scan_kind=scan.kind,
-                    )
-                    return reference, scan
-                note = f"the sample scan {name} does not suit the model: {' '.join(problems)}"
-            else:
-                note = f"the sample scan {name} could not be read"
-    else:
-        note = (
+            notes.append(f"the sample scan {name} is not in {settings.sample_data}")
+            continue
+        result = load_scans([path], settings=settings)
+        if not result.scans:
+            notes.append(f"the sample scan {name} could not be read")
+            continue
+        scan = result.scans[0]
+        problems = fit_problems(scan, manifest)
+        if problems:
+            notes.append(f"the sample scan {name} does not suit the model: {' '.join(problems)}")
+            continue
+        reference = Reference(
+            kind="sample",
+            name=name,
+            description=f"sample_data/{name}: {scan.describe()}",
+            modality=scan.modality,
+            shape_zyx=scan.shape,
+            spacing_mm=scan.spacing_mm,
+            units=spec.units,
+            scan_kind=scan.kind,
+        )
+        return reference, scan
+    if not names:
+        notes.append(
             f"no sample scan for {'/'.join(spec.modalities)} {spec.dimensionality} models "
             "in sample_data"
         )
-    reference = synthetic_reference(manifest, note=note)
+    reference = synthetic_reference(manifest, note="; ".join(notes))
     return reference, synthetic_scan(reference)
