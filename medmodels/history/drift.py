@@ -135,13 +135,16 @@ def drift(
         raise HistoryError(
             f"unknown drift feature {', '.join(unknown)}; choose from {', '.join(FEATURES)}"
         )
+    base = "FROM predictions WHERE model = ? AND status = 'ok'"
+    ref_cond = "created_at >= ? AND created_at < ?"
     with db.cursor() as cur:
-        first = cur.execute(
-            "SELECT min(created_at) FROM predictions WHERE model = ? AND status = 'ok'", [model]
-        ).fetchone()
-        if not first or first[0] is None:
-            raise HistoryError(f"no successful predictions of {model} in the history")
-        start = _naive(reference_start) if reference_start is not None else first[0]
+        if reference_start is None:
+            first = cur.execute(f"SELECT min(created_at) {base}", [model]).fetchone()
+            if not first or first[0] is None:
+                raise HistoryError(f"no successful predictions of {model} in the history")
+            start = first[0]
+        else:
+            start = _naive(reference_start)
         end = (
             _naive(reference_end)
             if reference_end is not None
@@ -149,43 +152,50 @@ def drift(
         )
         if end <= start:
             raise HistoryError("the reference window must end after it starts")
-        base = "FROM predictions WHERE model = ? AND status = 'ok'"
-        ref_cond = "created_at >= ? AND created_at < ?"
-        (ref_n,) = cur.execute(
-            f"SELECT count(*) {base} AND {ref_cond}", [model, start, end]
-        ).fetchone() or (0,)
+        # One pass over the reference window: its size, the deciles of every numeric feature
+        # and whether each categorical feature was recorded at all.
+        summaries = [
+            f"quantile_cont({FEATURES[n][0]}, {_DECILES!r}) "
+            f"FILTER (WHERE isfinite({FEATURES[n][0]}))"
+            if FEATURES[n][1] == "numeric"
+            else f"count({FEATURES[n][0]})"
+            for n in chosen
+        ]
+        reference = cur.execute(
+            f"SELECT count(*), {', '.join(summaries)} {base} AND {ref_cond}", [model, start, end]
+        ).fetchone() or (0, *([None] * len(chosen)))
+        ref_n = int(reference[0])
+        if ref_n == 0:
+            raise HistoryError(
+                f"no successful predictions of {model} in the reference window "
+                f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC); choose another window"
+            )
         rows: list[DriftRow] = []
-        for name in chosen:
+        for name, summary in zip(chosen, reference[1:], strict=True):
             expr, kind = FEATURES[name]
+            if not summary:
+                continue  # the feature was never recorded in the reference window
             if kind == "numeric":
-                (edges,) = cur.execute(
-                    f"SELECT quantile_cont({expr}, {_DECILES!r}) {base} AND {ref_cond} "
-                    f"AND {expr} IS NOT NULL AND isfinite({expr})",
-                    [model, start, end],
-                ).fetchone() or (None,)
-                bin_expr = _bin_sql(expr, sorted(set(edges or [])))
-                valid = f"{expr} IS NOT NULL AND isfinite({expr})"
+                bin_expr = _bin_sql(expr, sorted(set(summary)))
+                valid = f"isfinite({expr})"
             else:
-                (seen,) = cur.execute(
-                    f"SELECT count({expr}) {base} AND {ref_cond}", [model, start, end]
-                ).fetchone() or (0,)
-                edges = [seen] if seen else []
                 bin_expr = f"coalesce(CAST({expr} AS VARCHAR), '(unknown)')"
                 valid = "true"
-            if not edges:
-                continue  # the feature was never recorded in the reference window
+            # Bins are computed once in a subquery: grouping sets over the expression itself
+            # evaluate it per grouping set (about 4× slower on a million rows).
             counts = cur.execute(
                 f"""SELECT grouping(in_ref) AS by_week, grouping(version) AS all_versions,
-                    CASE WHEN {ref_cond} THEN 1 ELSE 0 END AS in_ref,
-                    CAST(date_trunc('week', created_at) AS DATE) AS week, version,
-                    {bin_expr} AS bin, count(*) AS n
-                {base} AND {valid}
+                    in_ref, week, version, bin, count(*) AS n
+                FROM (SELECT {ref_cond} AS in_ref,
+                        CAST(date_trunc('week', created_at) AS DATE) AS week, version,
+                        {bin_expr} AS bin
+                    {base} AND {valid})
                 GROUP BY GROUPING SETS ((in_ref, bin), (week, version, bin), (week, bin))""",
                 [start, end, model],
             ).fetchall()
             rows += _rows(name, counts, min_count)
     rows.sort(key=lambda r: (r.feature, r.week, r.version is not None, r.version or ""))
-    return DriftReport(model, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC), int(ref_n), rows)
+    return DriftReport(model, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC), ref_n, rows)
 
 
 def _rows(name: str, counts: list[tuple[Any, ...]], min_count: int) -> list[DriftRow]:
@@ -193,7 +203,7 @@ def _rows(name: str, counts: list[tuple[Any, ...]], min_count: int) -> list[Drif
     groups: dict[tuple[date, str | None, bool], dict[Any, int]] = defaultdict(dict)
     for by_week, all_versions, in_ref, week, version, bin_, n in counts:
         if not by_week:
-            if in_ref == 1:
+            if in_ref:
                 reference[bin_] = int(n)
             continue
         groups[(week, None if all_versions else version, bool(all_versions))][bin_] = int(n)

@@ -97,6 +97,10 @@ def test_drift_default_reference_and_small_groups(db: Database) -> None:
     assert {r.flag for r in report.rows} == {"too-few"}
     with pytest.raises(HistoryError, match="no successful predictions"):
         drift(db, "unknown-model")
+    with pytest.raises(HistoryError, match="in the reference window"):
+        drift(db, "lung-mask", reference_start=date(2020, 1, 1), reference_end=date(2020, 2, 1))
+    with pytest.raises(HistoryError, match="must end after"):
+        drift(db, "lung-mask", reference_start=date(2026, 3, 2), reference_end=date(2026, 3, 1))
     with pytest.raises(HistoryError, match="unknown drift feature"):
         drift(db, "lung-mask", features=["shoe-size"])
 
