@@ -190,12 +190,13 @@ def _card(model: str, version: str) -> str:
 
 
 def _histogram(frame: pd.DataFrame, column: str, bins: int = 12) -> pd.DataFrame | None:
+    """Counts per bin (rows, indexed by the bin's lower edge) and version (columns)."""
     values = frame[[column, "version"]].dropna()
     if values.empty:
         return None
     edges = pd.cut(values[column], bins=min(bins, max(1, values[column].nunique())))
     table = values.groupby([edges, "version"], observed=False).size().unstack(fill_value=0)
-    table.index = [f"{iv.left:,.0f}–{iv.right:,.0f}" for iv in table.index]
+    table.index = pd.Index([round(float(iv.left), 3) for iv in table.index], name=column)
     return table
 
 
@@ -208,7 +209,7 @@ def _stats(db: Database, filters: HistoryFilter) -> None:
         [
             {
                 "Model": s.model,
-                "Version": s.version,
+                "Version": s.version or "(none: input refused)",
                 "Predictions": s.predictions,
                 "Rejected": s.rejected,
                 "Failed": s.failed,
@@ -240,19 +241,24 @@ def _stats(db: Database, filters: HistoryFilter) -> None:
         st.caption(f"Charts show the latest {CHART_ROWS:,} predictions that match the filters.")
     st.markdown("**Predictions per day, per version**")
     per_day = frame.groupby(["day", "version"]).size().unstack(fill_value=0)
-    st.line_chart(per_day)
+    st.bar_chart(per_day, x_label="day (UTC)", y_label="predictions")
     ok = frame[frame["status"] == "ok"]
     c1, c2 = st.columns(2)
     with c1:
-        st.markdown("**Latency (total ms), distribution per version**")
+        st.markdown("**Latency: total ms per prediction**")
         hist = _histogram(ok, "total_ms")
         if hist is not None:
-            st.bar_chart(hist)
+            st.bar_chart(hist, x_label="total ms (bin start)", y_label="predictions")
     with c2:
-        st.markdown("**Output (probability or mL), distribution per version**")
-        hist = _histogram(ok, "output_value")
-        if hist is not None:
-            st.bar_chart(hist)
+        if filters.model is None:
+            st.markdown("**Output distribution**")
+            st.caption("Choose a model above: outputs of different models are not comparable.")
+        else:
+            unit = "probability" if (ok["task"] == "classification").any() else "mL"
+            st.markdown(f"**Output: {unit} per prediction**")
+            hist = _histogram(ok, "output_value")
+            if hist is not None:
+                st.bar_chart(hist, x_label=f"{unit} (bin start)", y_label="predictions")
 
 
 def _drift(db: Database, model: str | None) -> None:

@@ -440,7 +440,13 @@ def page() -> None:
         wanted = st.query_params.get("model")
         if st.session_state.get("models_model") not in models:
             st.session_state["models_model"] = wanted if wanted in models else models[0]
-        name = st.selectbox("Model", models, key="models_model", persist_state="session")
+        name = st.selectbox(
+            "Model",
+            models,
+            key="models_model",
+            format_func=resources.model_title,
+            persist_state="session",
+        )
         versions = store.versions(name)
         newest = None
         with widgets.user_errors():

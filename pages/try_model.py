@@ -57,18 +57,6 @@ def _tag_label(name: str, tag: str) -> str:
     return f"{tag} → {aliases[tag]}" if tag in aliases else tag
 
 
-@st.cache_data(show_spinner=False, ttl=60)
-def _titles(models: tuple[str, ...], root: str) -> dict[str, str]:
-    store = resources.store()
-    out = {}
-    for name in models:
-        try:
-            out[name] = f"{store.get(name).manifest.title} ({name})"
-        except MedModelsError:
-            out[name] = name
-    return out
-
-
 def _apply_link(models: list[str]) -> bool:
     """Turn a new deep link into selections; True when it asks to run."""
     link = links.pending()
@@ -95,7 +83,6 @@ def _apply_link(models: list[str]) -> bool:
 
 
 def _choose_model(models: list[str]) -> ModelVersion | None:
-    titles = _titles(tuple(models), str(resources.store().root))
     if st.session_state.get("try_model") not in models:
         st.session_state["try_model"] = models[0]
     c1, c2 = st.columns([3, 2])
@@ -104,7 +91,7 @@ def _choose_model(models: list[str]) -> ModelVersion | None:
         models,
         key="try_model",
         persist_state="session",
-        format_func=lambda n: titles.get(n, n),
+        format_func=resources.model_title,
     )
     tags = _tags(name)
     wanted = st.session_state.get("try_version")
@@ -243,6 +230,37 @@ def _choose_scan(result: LoadResult) -> tuple[Scan, int] | None:
     )
     widgets.deid_report(scan)
     return scan, index
+
+
+def _switch_model(name: str) -> None:
+    st.session_state["try_model"] = name
+    st.session_state["try_version"] = _tags(name)[0]
+
+
+def _suggest(scan: Scan, current: str, models: list[str]) -> None:
+    """Offer the models (at their default version) that this scan does fit."""
+    store = resources.store()
+    fitting = []
+    for name in models:
+        if name == current:
+            continue
+        try:
+            if not fit_problems(scan, store.get(name).manifest):
+                fitting.append(name)
+        except MedModelsError:
+            continue
+    if not fitting:
+        return
+    st.markdown("This scan fits:")
+    cols = st.columns(min(len(fitting), 3))
+    for i, name in enumerate(fitting):
+        cols[i % len(cols)].button(
+            resources.model_title(name),
+            key=f"try_suggest_{name}",
+            on_click=_switch_model,
+            args=(name,),
+            icon=":material/swap_horiz:",
+        )
 
 
 # --------------------------------------------------------------------------- running
@@ -564,7 +582,14 @@ def page() -> None:
         return
     result, ident, _ = chosen
     for i, problem in enumerate(result.problems):
-        _log_rejection((ident, i), model=model.name, reason_code=problem.code)
+        _log_rejection(
+            (ident, i),
+            model=model.name,
+            version=model.version,
+            alias=_alias(st.session_state.get("try_version")),
+            reason_code=problem.code,
+            task=model.manifest.task,
+        )
     picked = _choose_scan(result)
     if picked is None:
         return
@@ -576,6 +601,7 @@ def page() -> None:
             f"This scan does not fit {widgets.md(model.ref)}:\n"
             + "\n".join(f"- {widgets.md(r)}" for r in reasons)
         )
+        _suggest(scan, model.name, models)
     else:
         st.success(f"The scan fits {widgets.md(model.ref)}.", icon=":material/check_circle:")
     key = (ident, index, model.ref, model.model_sha256)

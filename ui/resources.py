@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from medmodels import LoadResult, ModelStore, Settings, load_scans, load_settings
+from medmodels import (
+    LoadResult,
+    MedModelsError,
+    ModelStore,
+    Settings,
+    load_scans,
+    load_settings,
+)
 from medmodels.history import Database, open_database
 from medmodels.scans import DecodePool
 from medmodels.share import ShareLinks
@@ -27,6 +34,14 @@ def settings() -> Settings:
 def store() -> ModelStore:
     """The model store (thread-safe; it caches verified hashes)."""
     return ModelStore(settings().store)
+
+
+def model_title(name: str) -> str:
+    """``Title (name)`` of a model's default version, or the bare name if it cannot be read."""
+    try:
+        return f"{store().get(name).manifest.title} ({name})"
+    except MedModelsError:
+        return name
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close())

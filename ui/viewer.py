@@ -164,7 +164,8 @@ def slice_png(
 
 def caption(scan: Scan, view: View) -> str:
     """``Slice 33 of 64 · W 1500 / L -600``."""
-    where = f"Slice {view.index + 1} of {scan.shape[0]}" if scan.shape[0] > 1 else scan.kind
+    single = "Single slice" if scan.kind == "slice" else "Image"
+    where = f"Slice {view.index + 1} of {scan.shape[0]}" if scan.shape[0] > 1 else single
     return f"{where} · {view.window}"
 
 

@@ -29,7 +29,10 @@ def _submit(at, label: str):
 
 def test_versions_newest_first_with_aliases_and_the_timeline(make_app) -> None:
     at = _open(make_app)
-    assert at.selectbox(key="models_model").options == ["air-mask", "dark-classifier"]
+    assert at.selectbox(key="models_model").options == [
+        "Air mask (air-mask)",
+        "Dark image classifier (dark-classifier)",
+    ]
     versions = _table(at, "Changelog")
     assert list(versions["Version"]) == ["1.1.0", "1.0.0"]
     assert list(versions["Aliases"]) == ["production", ""]

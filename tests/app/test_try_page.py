@@ -9,6 +9,7 @@ import zipfile
 
 import nibabel as nib
 import numpy as np
+import pydicom
 
 from medmodels import load_scans
 
@@ -195,3 +196,19 @@ def test_a_radiograph_and_an_mr_show_in_the_viewer_with_their_own_windows(make_a
         assert preset.value == first
         assert not any(o.startswith("Lung") for o in preset.options)
     assert at.slider(key="try_view_slice").max == 95  # MNI152 at 2 mm: 95 axial slices
+
+
+def test_a_misfit_suggests_the_models_that_fit_and_switches(make_app) -> None:
+    ds = pydicom.dcmread(SAMPLES / "dicom" / "CT_small.dcm")
+    ds.PixelSpacing = [3.0, 3.0]  # coarser than air-mask accepts (0.3–2 mm)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    at = make_app().run()
+    upload(at, "try_files", ("coarse.dcm", buf.getvalue()))
+    assert "pixel spacing between 0.3 and 2 mm" in "\n".join(errors(at))
+    suggestion = at.button(key="try_suggest_dark-classifier")
+    assert suggestion.proto.label == "Dark image classifier (dark-classifier)"
+    suggestion.click().run()
+    assert at.selectbox(key="try_model").value == "dark-classifier"
+    assert "The scan fits dark-classifier@1.0.0" in texts(at)
+    assert not at.button(key="try_run").disabled
