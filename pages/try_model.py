@@ -251,7 +251,7 @@ def _suggest(scan: Scan, current: str, models: list[str]) -> None:
             continue
     if not fitting:
         return
-    st.markdown("This scan fits:")
+    st.markdown("Switch to a model this scan fits:")
     cols = st.columns(min(len(fitting), 3))
     for i, name in enumerate(fitting):
         cols[i % len(cols)].button(
@@ -402,7 +402,8 @@ def _show(res: Result) -> viewer.View | None:
     st.caption(widgets.RESEARCH_NOTICE)
     st.markdown(widgets.prediction_facts(p))
     for note in p.warnings:
-        st.info(note)
+        if note not in scan.warnings:  # the scan's own warnings are shown with the scan
+            st.info(note)
     view = None
     left, right = st.columns([3, 2])
     if p.task == "segmentation" and p.label_volume is not None:

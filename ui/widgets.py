@@ -89,9 +89,16 @@ def scan_label(index: int, scan: Scan) -> str:
 def deid_report(scan: Scan) -> None:
     """What de-identification removed (attribute names only) and the scan's own warnings."""
     if scan.removed:
-        st.caption("Identifying attributes removed while reading: " + ", ".join(scan.removed))
+        n = len(scan.removed)
+        with st.expander(
+            f"De-identified while reading: {n} identifying attribute{'s' if n > 1 else ''} removed",
+            icon=":material/shield:",
+        ):
+            st.caption(
+                "Removed (names only; their values were never kept): " + ", ".join(scan.removed)
+            )
     else:
-        st.caption("No identifying attributes were found in this scan.")
+        st.caption("De-identified while reading: no identifying attributes were found.")
     for note in scan.warnings:
         st.info(note, icon=":material/info:")
 
