@@ -3,8 +3,10 @@ run, result, downloads, compare, deep links, page switches."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import struct
 import zipfile
 
 import nibabel as nib
@@ -212,3 +214,48 @@ def test_a_misfit_suggests_the_models_that_fit_and_switches(make_app) -> None:
     assert at.selectbox(key="try_model").value == "dark-classifier"
     assert "The scan fits dark-classifier@1.0.0" in texts(at)
     assert not at.button(key="try_run").disabled
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_hostile_uploads_are_refused_one_line_each_and_the_app_carries_on(make_app) -> None:
+    ct = (SAMPLES / "dicom" / "CT_small.dcm").read_bytes()
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MiB of zeros in ~64 KB
+    nan_nifti = bytearray(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)).to_bytes())
+    nan_nifti[252:256] = struct.pack("<hh", 0, 1)  # no qform: the (broken) sform counts
+    nan_nifti[280:284] = struct.pack("<f", float("nan"))  # srow_x[0]
+    files = {
+        "escape.zip": _zip({"../../etc/evil.dcm": ct}),
+        "nested.zip": _zip({"inner.zip": _zip({"a.dcm": ct})}),
+        "bomb.nii.gz": bomb,
+        "nan.nii": bytes(nan_nifti),
+        "no-pixels.dcm": _without_pixels(ct),
+        "truncated.dcm": ct[: len(ct) // 2],
+    }
+    at = make_app().run()
+    upload(at, "try_files", *files.items())
+    assert not at.exception
+    (message,) = errors(at)
+    lines = [line for line in message.splitlines() if line.startswith("- ")]
+    assert len(lines) == len(files)
+    for name in files:
+        assert name in message
+    assert "Traceback" not in texts(at)
+    # The app still works: a good upload right after.
+    upload(at, "try_files", ("ct.dcm", ct))
+    assert not errors(at)
+    assert "CT slice, 128×128" in texts(at)
+
+
+def _without_pixels(data: bytes) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    del ds.PixelData
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
