@@ -15,6 +15,7 @@ file header (it may be a patient's name), only fixed text, counts and sizes.
     ├── VersionExistsError         (FileExistsError) a version folder is immutable
     ├── AliasError                 (ValueError)   an alias name or alias move is not allowed
     └── HistoryError                              the prediction log cannot be read or written
+        └── DatabaseBusyError                     another process holds the database file
 """
 
 from __future__ import annotations
@@ -94,3 +95,15 @@ class AliasError(MedModelsError, ValueError):
 
 class HistoryError(MedModelsError):
     """The prediction history database cannot be opened, read or written."""
+
+
+class DatabaseBusyError(HistoryError):
+    """Another process holds the history database (DuckDB allows one writing process).
+
+    ``pid`` and ``program`` name the holder when DuckDB reports it.
+    """
+
+    def __init__(self, message: str, pid: int | None = None, program: str | None = None):
+        super().__init__(message)
+        self.pid = pid
+        self.program = program

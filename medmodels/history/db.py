@@ -32,18 +32,9 @@ from pathlib import Path
 import duckdb
 
 from medmodels.config import Settings
-from medmodels.errors import HistoryError
+from medmodels.errors import DatabaseBusyError, HistoryError
 
 DB_FILE = "history.duckdb"
-
-
-class DatabaseBusyError(HistoryError):
-    """Another process holds the history database (DuckDB allows one writing process)."""
-
-    def __init__(self, message: str, pid: int | None = None, program: str | None = None):
-        super().__init__(message)
-        self.pid = pid
-        self.program = program
 
 
 @dataclass(frozen=True)
