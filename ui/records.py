@@ -127,6 +127,8 @@ def share_panel(prediction_id: str, card_markdown: str | None, *, key: str) -> N
 
 def artifacts(record: Mapping[str, Any], *, key: str) -> None:
     """The de-identified images saved with the prediction."""
+    if record.get("status") != "ok":
+        return  # a refused input or failed run has no images
     files: Mapping[str, Path] = record.get("artifacts") or {}
     overlay = files.get("key_slice_overlay.png")
     plain = files.get("key_slice.png")
@@ -170,24 +172,21 @@ def result_summary(record: Mapping[str, Any]) -> None:
             st.dataframe(rows, hide_index=True)
     sha = record.get("model_sha256") or ""
     when = record.get("created_at")
-    st.markdown(
-        f"{widgets.code(record.get('model'))} **{widgets.md(record.get('version'))}**"
-        + (f" via {widgets.code(record['alias'])}" if record.get("alias") else "")
-        + (f" · model SHA-256 `{sha[:12]}`" if sha else "")
-        + f" · {widgets.md(record.get('provider') or '')}"
-        + (f" · {when:%Y-%m-%d %H:%M} UTC" if when else "")
-    )
-    scan = " · ".join(
-        str(x)
-        for x in (
-            record.get("modality"),
-            record.get("kind"),
-            f"{record.get('shape_z')}×{record.get('shape_y')}×{record.get('shape_x')}"
-            if record.get("shape_z")
-            else None,
-        )
-        if x
-    )
+    facts = [f"{widgets.code(record.get('model'))} **{widgets.md(record.get('version'))}**"]
+    if record.get("alias"):
+        facts[0] += f" via {widgets.code(record['alias'])}"
+    if sha:
+        facts.append(f"model SHA-256 {widgets.code(sha[:12])}")
+    if record.get("provider"):
+        facts.append(widgets.md(record["provider"]))
+    if when:
+        facts.append(f"{when:%Y-%m-%d %H:%M} UTC")
+    st.markdown(" · ".join(facts))
+    z, y, x = (record.get(f"shape_{a}") for a in "zyx")
+    size = None
+    if z and y and x:
+        size = f"{z} slices of {x}×{y}" if z > 1 else f"{x}×{y}"
+    scan = " · ".join(str(v) for v in (record.get("modality"), record.get("kind"), size) if v)
     if scan:
         st.caption(f"Scan: {scan}")
     timings = {
