@@ -160,3 +160,15 @@ def test_a_bad_share_link_shows_a_clear_message_and_nothing_else(
     assert logged[:8] not in message
     assert len(at.image) == 0 and len(at.dataframe) == 0 and not at.file_uploader
     assert not at.get("page_link")
+
+
+def test_with_logging_off_nothing_is_recorded_and_the_result_still_shows(
+    make_app, monkeypatch
+) -> None:
+    monkeypatch.setenv("MEDMODELS_LOG_PREDICTIONS", "false")
+    at = make_app(model="air-mask", sample="ct-chest-phantom").run()
+    assert not at.exception
+    assert at.session_state["try_result"].record_id is None
+    assert "Prediction logging is off" in texts(at)
+    assert not [b for b in at.button if b.proto.label == "Save feedback"]
+    assert recent(_db()) == []
