@@ -105,6 +105,41 @@ def test_every_flipped_byte_of_every_stored_file_refuses_the_version(
     assert copy.verify("lung-mask@1.0.0").ok
 
 
+SAMPLE_STORE = Path(__file__).resolve().parents[2] / "model_store"
+
+
+def _intact_sample_versions() -> list[str]:
+    """Refs of the sample store's versions, when the store is there and verifies (it is built
+    by tools/, and may be absent or half-built in a checkout)."""
+    if not SAMPLE_STORE.is_dir():
+        return []
+    store = ModelStore(SAMPLE_STORE)
+    try:
+        refs = [f"{m}@{v}" for m in store.models() for v in store.versions(m)]
+        return refs if refs and all(store.verify(ref).ok for ref in refs) else []
+    except (IntegrityError, ManifestError, OSError):
+        return []
+
+
+def test_flipped_bytes_in_the_sample_models_are_refused(tmp_path: Path) -> None:
+    refs = _intact_sample_versions()
+    if not refs:
+        pytest.skip("no intact model_store/ in this checkout")
+    copy = writable_copy(ModelStore(SAMPLE_STORE), tmp_path / "copy")
+    for ref in refs:
+        name, version = ref.split("@")
+        model = copy.root / name / version / "model.onnx"
+        original = model.read_bytes()
+        for i in np.linspace(0, len(original) - 1, 12).astype(int):
+            data = bytearray(original)
+            data[i] ^= 0x10
+            model.write_bytes(bytes(data))
+            with pytest.raises(IntegrityError, match=r"model\.onnx has changed"):
+                copy.get(ref)
+        model.write_bytes(original)
+        assert copy.verify(ref).ok
+
+
 def test_a_flip_that_keeps_size_and_timestamps_is_still_refused(
     with_weights: ModelStore, tmp_path: Path
 ) -> None:
