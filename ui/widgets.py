@@ -89,11 +89,13 @@ def scan_label(index: int, scan: Scan) -> str:
 def deid_report(scan: Scan) -> None:
     """What de-identification removed (attribute names only) and the scan's own warnings."""
     if scan.removed:
-        n = len(scan.removed)
-        with st.expander(
-            f"De-identified while reading: {n} identifying attribute{'s' if n > 1 else ''} removed",
-            icon=":material/shield:",
-        ):
+        named = [r for r in scan.removed if not r.startswith("private attributes")]
+        private = [r for r in scan.removed if r.startswith("private attributes")]
+        n = len(named)
+        label = f"{n} identifying attribute{'s' if n != 1 else ''}"
+        if private:
+            label += f" and {private[0]}"
+        with st.expander(f"De-identified while reading: {label} removed", icon=":material/shield:"):
             st.caption(
                 "Removed (names only; their values were never kept): " + ", ".join(scan.removed)
             )
