@@ -105,6 +105,16 @@ class Sheet(BaseModel):
         """``model@version``."""
         return f"{self.model}@{self.version}"
 
+    @property
+    def gflops(self) -> float | None:
+        """GFLOPs per prediction, or None when nothing could be counted (a graph without
+        Conv/Gemm/MatMul, or unknown shapes): its cost is then unknown, not zero."""
+        if self.flops_per_prediction is None:
+            return None
+        if self.flops_per_prediction == 0 and (self.graph.not_counted or self.graph.uncountable):
+            return None
+        return self.flops_per_prediction / 1e9
+
     def to_json(self) -> str:
         """The sheet as pretty JSON (what is stored and what ``sheet import`` reads)."""
         return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
@@ -146,7 +156,7 @@ class Sheet(BaseModel):
             Figure(
                 "gflops",
                 "GFLOPs per prediction",
-                None if self.flops_per_prediction is None else self.flops_per_prediction / 1e9,
+                self.gflops,
                 "GFLOP",
                 "read",
                 f"{g.flops_method}; input {g.flops_input_shape} × {self.model_calls} call(s); "
@@ -453,7 +463,7 @@ def comparison_row(
         "size_mb": sheet.graph.file_bytes / 2**20,
         "parameters": sheet.graph.parameters,
         "precision": sheet.graph.main_precision,
-        "gflops": None if sheet.flops_per_prediction is None else sheet.flops_per_prediction / 1e9,
+        "gflops": sheet.gflops,
         "cold_start_ms": b.cold.total_ms,
         "p50_ms": e2e.p50_ms,
         "p95_ms": e2e.p95_ms,

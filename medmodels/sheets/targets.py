@@ -412,6 +412,21 @@ def mobile_verdict(sheet: Sheet) -> TargetVerdict:
             f"needs about {working:.0f} MB of working memory on the measured host "
             f"(phone budget {MOBILE_RAM_MB} MB)"
         )
+    if facts.coverage:
+        best = max(
+            (c.fixed_shape_suitability or c.suitability for c in facts.coverage),
+            key=lambda v: {"NO": 0, "MAYBE": 1, "YES": 2}.get(v, 0),
+        )
+        if best == "NO":
+            reasons.append(
+                "runs on the phone's CPU (onnxruntime CPU execution provider); NNAPI and CoreML "
+                "would not accelerate it as it is"
+            )
+        else:
+            reasons.append(
+                "NNAPI or CoreML may accelerate it (usability checker: "
+                f"{best}); compare them with the CPU on the device"
+            )
     for cov in facts.coverage:
         reasons.append(cov.describe())
     if not facts.coverage:
