@@ -175,14 +175,98 @@ def removed_report(found: set[str], private: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+# Attributes naming people, places or record numbers. A technical text value that shares a word
+# with one of them (say a name typed into Manufacturer) is dropped from the summary.
+_NAMING_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "IssuerOfPatientID",
+    "MedicalRecordLocator",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy",
+    "RequestingPhysician",
+    "OperatorsName",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+)
+# Words too common in institution names to identify anyone.
+_COMMON_WORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "of",
+        "hospital",
+        "hospitals",
+        "clinic",
+        "clinics",
+        "clinical",
+        "university",
+        "medical",
+        "medicine",
+        "center",
+        "centre",
+        "health",
+        "healthcare",
+        "imaging",
+        "radiology",
+        "department",
+        "institute",
+        "research",
+    ]
+)
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text) if len(w) >= 3}
+
+
+def identifying_words(ds: Dataset) -> set[str]:
+    """Words (3+ characters, lower case) of the naming attributes of ``ds``, for comparison
+    only: they are never stored or shown."""
+    words: set[str] = set()
+    for keyword in _NAMING_KEYWORDS:
+        try:
+            value = ds.get(keyword)
+        except Exception:  # a damaged element: nothing to compare against
+            continue
+        if value is None:
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            words |= _words(str(item))
+    return words - _COMMON_WORDS
+
+
 def technical_summary(ds: Dataset) -> dict[str, Any]:
     """The allow-listed, PHI-free technical facts of one DICOM dataset."""
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    naming = identifying_words(ds)
+
+    def text(keyword: str) -> str | None:
+        value = safe_text(ds.get(keyword))
+        if value is not None and _words(value) & naming:
+            return None
+        return value
+
     summary: dict[str, Any] = {
         "modality": safe_text(ds.get("Modality")),
-        "manufacturer": safe_text(ds.get("Manufacturer")),
-        "manufacturer_model": safe_text(ds.get("ManufacturerModelName")),
-        "body_part": safe_text(ds.get("BodyPartExamined")),
+        "manufacturer": text("Manufacturer"),
+        "manufacturer_model": text("ManufacturerModelName"),
+        "body_part": text("BodyPartExamined"),
         "kvp": safe_number(ds.get("KVP")),
         "slice_thickness_mm": safe_number(ds.get("SliceThickness")),
         "magnetic_field_t": safe_number(ds.get("MagneticFieldStrength")),

@@ -138,6 +138,9 @@ def _expand_zip(item: _Item, budget: Budget, problems: list[FileProblem]) -> Ite
     except Exception:
         problems.append(_problem(item.name, "damaged", "The zip archive is damaged or truncated."))
         return
+    if not any(not info.is_dir() for info in members):
+        problems.append(_problem(item.name, "empty", "The zip archive contains no files."))
+        return
     limit = budget.settings.max_zip_entries
     if len(members) > limit:
         problems.append(

@@ -188,14 +188,6 @@ def test_every_seed_loads_and_carries_markers(name: str) -> None:
 # --- allow-listed technical text -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: deid.technical_summary passes any value that matches its safe alphabet, so a "
-    "patient name or ID copied into Manufacturer, ManufacturerModelName or BodyPartExamined "
-    "reaches Scan.summary (and the history's manufacturer/body_part columns); expected: a "
-    "technical value that contains an identifying attribute's value (or a name component) of "
-    "the same file is dropped",
-)
 def test_identifying_values_copied_into_technical_attributes_are_not_echoed() -> None:
     ds = make_ct_dataset()
     ds.Manufacturer = "Qwyzzle Xavierette"  # PatientName's components
