@@ -77,3 +77,23 @@ def upload(at: AppTest, key: str, *files: tuple[str, bytes]) -> AppTest:
     """Put files into a file_uploader and rerun."""
     at.file_uploader(key=key).set_value([(n, d, "application/octet-stream") for n, d in files])
     return at.run()
+
+
+SAMPLE_STORE = ROOT / "model_store"
+
+
+@pytest.fixture
+def sample_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]]:
+    """Like ``make_app``, on the real sample model store (read only: nothing here moves an
+    alias or publishes) with a temporary home folder."""
+    monkeypatch.setenv("MEDMODELS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDMODELS_STORE", str(SAMPLE_STORE))
+    _clear_caches()
+
+    def make(**query: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.query_params.update(query)
+        return at
+
+    yield make
+    _clear_caches()
