@@ -27,12 +27,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 
+from medmodels.errors import UnreadableScanError
 from medmodels.store.manifest import (
     MANIFEST_FILE,
     MODEL_FILE,
@@ -43,6 +44,7 @@ from medmodels.store.manifest import (
 )
 
 if TYPE_CHECKING:
+    from medmodels.scans.worker import DecodePool
     from medmodels.store.store import ModelStore
 
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
@@ -198,6 +200,22 @@ def _first_line(exc: BaseException, limit: int = 400) -> str:
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
 
 
+def _location_problem(location: str, folder: Path, base: Path) -> str | None:
+    """Why an external-data ``location`` may not be used, or None when it may."""
+    parts = PurePosixPath(location).parts
+    if location.startswith(("/", "\\")) or _DRIVE_RE.match(location) or "\\" in location:
+        return f"{location!r} is an absolute or Windows-style path"
+    if ".." in parts:
+        return f"{location!r} contains '..'"
+    if not (folder / location).resolve().is_relative_to(base):
+        return f"{location!r} resolves (through a symlink) outside the model folder"
+    if not (folder / location).is_file():
+        return f"{location!r} does not exist next to the model"
+    if PurePosixPath(location).as_posix() in RESERVED_FILES:
+        return f"{location!r} is a reserved file name in a version folder"
+    return None
+
+
 def _check_external_data(model: ModelProto, folder: Path) -> tuple[AdmissionCheck, list[str]]:
     """Check every external-data location; return the check and the files to copy."""
     locations: set[str] = set()
@@ -214,17 +232,12 @@ def _check_external_data(model: ModelProto, folder: Path) -> tuple[AdmissionChec
     base = folder.resolve()
     files: list[str] = []
     for location in sorted(locations):
-        parts = PurePosixPath(location).parts
-        if location.startswith(("/", "\\")) or _DRIVE_RE.match(location) or "\\" in location:
-            problems.append(f"{location!r} is an absolute or Windows-style path")
-        elif ".." in parts:
-            problems.append(f"{location!r} contains '..'")
-        elif not (folder / location).resolve().is_relative_to(base):
-            problems.append(f"{location!r} resolves (through a symlink) outside the model folder")
-        elif not (folder / location).is_file():
-            problems.append(f"{location!r} does not exist next to the model")
-        elif PurePosixPath(location).as_posix() in RESERVED_FILES:
-            problems.append(f"{location!r} is a reserved file name in a version folder")
+        try:
+            problem = _location_problem(location, folder, base)
+        except (ValueError, OSError, RuntimeError):  # NUL bytes, names too long, symlink loops
+            problem = f"{location[:80]!r} is not a usable file name"
+        if problem:
+            problems.append(problem)
         else:
             files.append(PurePosixPath(location).as_posix())
     if problems:
@@ -317,6 +330,7 @@ def _check_io(model: ModelProto, manifest: Manifest) -> AdmissionCheck:
                             problems.append(
                                 f"input.shape[{i}] is {declared} but the graph fixes it to {actual}"
                             )
+                    problems += _feed_problems(spec, dims)
     if problems:
         return _fail("io_match", "; ".join(problems) + ".")
     return AdmissionCheck(
@@ -325,6 +339,33 @@ def _check_io(model: ModelProto, manifest: Manifest) -> AdmissionCheck:
         f"input {spec.name!r} ({spec.dtype}, {len(spec.shape)} axes); outputs "
         f"{', '.join(manifest.output.names)}",
     )
+
+
+def _feed_problems(spec: Any, dims: list[int | None]) -> list[str]:
+    """Sizes the graph fixes that the manifest's preprocessing would not produce."""
+    problems: list[str] = []
+    channels = next((s.n for s in spec.preprocessing if isinstance(s, ChannelRepeat)), 1)
+    if dims[1] is not None and dims[1] != channels:
+        problems.append(
+            f"the graph takes {dims[1]} channel(s) but the preprocessing produces {channels}; "
+            f"add or fix a channel_repeat step (n={dims[1]})"
+        )
+    resize = next((s for s in spec.preprocessing if isinstance(s, ResizePad)), None)
+    rows, cols = dims[-2], dims[-1]
+    if rows is not None or cols is not None:
+        if resize is None:
+            problems.append(
+                f"the graph fixes the image size to {rows}×{cols} but scans come in any size; "
+                f"add a resize_pad step with rows={rows} and cols={cols}"
+            )
+        elif (rows is not None and rows != resize.rows) or (
+            cols is not None and cols != resize.cols
+        ):
+            problems.append(
+                f"the graph fixes the image size to {rows}×{cols} but resize_pad produces "
+                f"{resize.rows}×{resize.cols}"
+            )
+    return problems
 
 
 def dummy_shape(model: ModelProto, manifest: Manifest) -> tuple[int, ...]:
@@ -356,12 +397,16 @@ def dummy_shape(model: ModelProto, manifest: Manifest) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _check_inference(
-    path: Path, model: ModelProto, manifest: Manifest, threads: int
-) -> AdmissionCheck:
+def run_dummy_inference(
+    path: str, input_name: str, shape: tuple[int, ...], dtype: str, outputs: list[str], threads: int
+) -> tuple[float, float, list[tuple[int, ...]]]:
+    """Create a session and run it once on zeros; ``(created_s, run_s, output_shapes)``.
+
+    Runs inside a limited worker process (see :func:`_check_inference`); onnxruntime's errors
+    come back as RuntimeError with onnxruntime's first line.
+    """
     import onnxruntime as ort
 
-    shape = dummy_shape(model, manifest)
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
     options.inter_op_num_threads = 1
@@ -370,23 +415,78 @@ def _check_inference(
     try:
         start = time.perf_counter()
         session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            path, sess_options=options, providers=["CPUExecutionProvider"]
         )
         created = time.perf_counter() - start
-        feed = {manifest.input.name: np.zeros(shape, dtype=np.dtype(manifest.input.dtype))}
+        feed = {input_name: np.zeros(shape, dtype=np.dtype(dtype))}
         start = time.perf_counter()
-        outputs = session.run(list(manifest.output.names), feed)
+        results = session.run(outputs, feed)
         seconds = time.perf_counter() - start
+    except MemoryError:
+        raise
     except Exception as exc:  # onnxruntime raises its own (non-exported) error types
+        raise RuntimeError(_first_line(exc)) from None
+    return created, seconds, [tuple(int(d) for d in np.shape(r)) for r in results]
+
+
+_POOL: DecodePool | None = None
+
+
+def _pool() -> DecodePool:
+    """The worker that runs dummy inferences, with the decode workers' memory and time limits."""
+    global _POOL
+    if _POOL is None:
+        from medmodels.config import load_settings
+        from medmodels.scans.worker import DecodePool
+
+        _POOL = DecodePool(load_settings(), workers=1)
+    return _POOL
+
+
+def _check_inference(
+    path: Path, model: ModelProto, manifest: Manifest, threads: int
+) -> AdmissionCheck:
+    """One run on zeros in a limited worker process: a model that asks for a huge allocation
+    or crashes onnxruntime costs that worker, not the caller (the app, for an uploaded model)."""
+    shape = dummy_shape(model, manifest)
+    pool = _pool()
+    limit = pool.settings.decode_memory_mb
+    try:
+        created, seconds, out_shapes = pool.call(
+            run_dummy_inference,
+            str(path),
+            manifest.input.name,
+            shape,
+            manifest.input.dtype,
+            list(manifest.output.names),
+            threads,
+            label="model",
+        )
+    except MemoryError:
         return _fail(
             "dummy_inference",
-            f"onnxruntime could not run the model on zeros of shape {shape}: "
-            f"{_first_line(exc)}. Check input.shape and input.dtype in the manifest, or fix "
-            "and re-export the graph.",
+            f"running the model on zeros of shape {shape} needed more than {limit} MiB "
+            "(MEDMODELS_DECODE_MEMORY_MB); check input.shape, or the graph's allocations.",
+        )
+    except UnreadableScanError as exc:  # the worker died or timed out
+        what = (
+            "took longer than the time limit"
+            if exc.code == "decoder-timeout"
+            else f"crashed onnxruntime or needed more than {limit} MiB"
+        )
+        return _fail(
+            "dummy_inference",
+            f"running the model on zeros of shape {shape} {what}; fix the graph or "
+            "input.shape in the manifest.",
+        )
+    except RuntimeError as exc:
+        return _fail(
+            "dummy_inference",
+            f"onnxruntime could not run the model on zeros of shape {shape}: {exc}. Check "
+            "input.shape and input.dtype in the manifest, or fix and re-export the graph.",
         )
     shapes = ", ".join(
-        f"{name} {tuple(np.shape(out))}"
-        for name, out in zip(manifest.output.names, outputs, strict=True)
+        f"{name} {out}" for name, out in zip(manifest.output.names, out_shapes, strict=True)
     )
     return AdmissionCheck(
         "dummy_inference",

@@ -83,6 +83,9 @@ else:
 
 
 ALIASES_FILE = "aliases.json"
+# SHA-256 of each version's manifest.json, kept beside the version folders: a manifest cannot
+# list its own hash, and a changed byte in it (a window centre, a label) changes the contract.
+MANIFEST_HASHES_FILE = "manifests.json"
 ALIAS_LOG_FILE = "alias_log.jsonl"
 DEFAULT_ALIAS = "production"
 
@@ -377,6 +380,22 @@ class ModelStore:
         manifest_sha = hashlib.sha256(raw).hexdigest()
 
         problems: list[str] = []
+        recorded = self._read_manifest_hashes(name).get(version)
+        manifest_check: list[FileCheck] = []
+        if recorded is None:
+            problems.append(
+                f"manifest.json has no recorded SHA-256 in {name}/{MANIFEST_HASHES_FILE}, so "
+                "its contract cannot be trusted; publish the model again as a new version"
+            )
+        else:
+            manifest_check.append(
+                FileCheck(
+                    MANIFEST_FILE,
+                    "ok" if recorded == manifest_sha else "changed",
+                    recorded,
+                    manifest_sha,
+                )
+            )
         if (manifest.name, manifest.version) != (name, version):
             problems.append(f"manifest.json describes {manifest.ref} but sits in {name}/{version}")
         regular, odd = _walk(folder)
@@ -384,7 +403,7 @@ class ModelStore:
         expected = dict(manifest.files)
         if MODEL_FILE not in expected:
             problems.append("manifest.json lists no SHA-256 for model.onnx")
-        checks: list[FileCheck] = []
+        checks: list[FileCheck] = list(manifest_check)
         actual: dict[str, str] = {}
         for rel, digest in expected.items():
             if rel in odd:
@@ -475,12 +494,19 @@ class ModelStore:
                     with path.open("rb") as handle:
                         os.fsync(handle.fileno())
                     path.chmod(0o444)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if final.exists():
-                    raise self._exists(manifest) from None
-                raise
+            with self._locked(manifest.name):
+                try:
+                    os.rename(tmp, final)
+                except OSError:
+                    if final.exists():
+                        raise self._exists(manifest) from None
+                    raise
+                hashes = self._read_manifest_hashes(manifest.name)
+                hashes[manifest.version] = sha256_file(final / MANIFEST_FILE)
+                atomic_write_text(
+                    self.root / manifest.name / MANIFEST_HASHES_FILE,
+                    json.dumps(dict(sorted(hashes.items())), indent=2) + "\n",
+                )
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -504,6 +530,25 @@ class ModelStore:
                 yield
             finally:
                 _unlock(handle.fileno())
+
+    def _read_manifest_hashes(self, name: str) -> dict[str, str]:
+        path = self.root / name / MANIFEST_HASHES_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(
+                f"{name}/{MANIFEST_HASHES_FILE} cannot be read ({exc}); restore it from a backup"
+            ) from None
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            raise IntegrityError(
+                f"{name}/{MANIFEST_HASHES_FILE} must map versions to SHA-256 digests; restore it "
+                "from a backup"
+            )
+        return data
 
     def _read_aliases(self, name: str) -> dict[str, str]:
         path = self.root / name / ALIASES_FILE

@@ -168,13 +168,6 @@ def test_a_symlinked_folder_inside_a_version_is_refused(
         copy.get("lung-mask@1.0.0")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: manifest.json itself is covered by no hash, so a flipped bit that keeps it "
-    "valid JSON (window center -600 -> -700, a label name, a spacing bound) changes the "
-    "contract and the version still loads; expected: refused like any other changed byte "
-    "(e.g. its SHA-256 kept outside the folder, next to aliases.json)",
-)
 def test_a_flipped_byte_in_the_manifest_changes_nothing_silently(
     published: ModelStore, tmp_path: Path
 ) -> None:
@@ -275,13 +268,6 @@ def test_external_data_outside_the_folder_is_refused_from_any_tensor(
     assert statuses(report)["dummy_inference"] == "skip"  # onnxruntime never opened it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: admission._check_external_data lets path errors escape check_admission "
-    "(ValueError for a NUL byte, OSError ENAMETOOLONG, RuntimeError for a symlink loop), so "
-    "publishing such a model raises a non-MedModelsError the app does not catch; expected: "
-    "a failed external_data check",
-)
 @pytest.mark.parametrize("kind", ["nul-byte", "too-long", "symlink-loop"])
 def test_an_external_data_location_that_breaks_path_handling_is_a_failed_check(
     kind: str, save_model: Callable[..., Path]
@@ -452,14 +438,6 @@ FEED_MISMATCHES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: io_match only compares sizes the manifest fixes, and dummy_shape takes the "
-    "graph's fixed sizes for the manifest's dynamic axes, so a manifest whose preprocessing "
-    "feeds 3 channels (channel_repeat) or 128x128 (resize_pad) or any size into a graph fixed "
-    "at 1 channel / 64x64 is admitted, then every prediction fails with onnxruntime's "
-    "InvalidArgument (not a MedModelsError); expected: io_match fails",
-)
 @pytest.mark.parametrize("what", list(FEED_MISMATCHES))
 def test_manifest_preprocessing_that_cannot_feed_the_graph_is_refused(
     what: str, save_model: Callable[..., Path]
@@ -586,6 +564,7 @@ def allocation_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]
     results = _results(impossible, list(IMPOSSIBLE))
     for name, proc in moderate.items():
         results.update(_results(proc, [name]))
+    Path("/tmp/st/alloc.json").write_text(json.dumps(results, indent=1))
     return results
 
 
@@ -596,21 +575,17 @@ def test_a_model_asking_for_more_memory_than_exists_is_refused_cleanly(
     run = allocation_runs[case]
     assert not run["ok"]
     assert list(run["failed"]) == ["dummy_inference"], run["failed"]
-    assert "could not run the model" in run["failed"]["dummy_inference"]
+    message = run["failed"]["dummy_inference"]
+    assert "could not run the model" in message or "needed more than" in message
     assert run["growth"] < 64 * MiB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: admission runs onnxruntime in the calling process (the app's, for an uploaded "
-    "model) with no memory or time limit: a ~300-byte model or a manifest's fixed input shape "
-    "makes the caller allocate whatever it asks (here 256 MiB, ~2x that at session creation; "
-    "multi-GB sizes OOM the app); expected: the dummy inference runs in a limited worker "
-    "(like DecodePool) or is refused before allocating, so the caller's peak RSS stays put",
-)
 @pytest.mark.parametrize("case", list(MODERATE))
 def test_admission_does_not_spend_the_models_memory_in_the_calling_process(
     case: str, allocation_runs: dict[str, dict]
 ) -> None:
     run = allocation_runs[case]
+    # The safety net (CHILD_LIMIT) must not be what stopped the allocation: that would hide
+    # the caller paying for it.
+    assert "allocate" not in run["failed"].get("dummy_inference", ""), run["failed"]
     assert run["growth"] < 128 * MiB, f"the caller grew by {run['growth'] / MiB:.0f} MiB"

@@ -83,7 +83,11 @@ def test_one_flipped_byte_refuses_the_version(published: ModelStore, tmp_path: P
     assert "Restore the folder from a backup" in message and "publish the model again" in message
     report = copy.verify("lung-mask@1.0.0")
     assert not report.ok
-    assert {f.name: f.status for f in report.files} == {"README.md": "ok", "model.onnx": "changed"}
+    assert {f.name: f.status for f in report.files} == {
+        "README.md": "ok",
+        "manifest.json": "ok",
+        "model.onnx": "changed",
+    }
     assert copy.get("lung-mask@1.1.0").version == "1.1.0"  # other versions unaffected
     assert published.verify("lung-mask@1.0.0").ok  # the original is intact
 
