@@ -564,7 +564,6 @@ def allocation_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]
     results = _results(impossible, list(IMPOSSIBLE))
     for name, proc in moderate.items():
         results.update(_results(proc, [name]))
-    Path("/tmp/st/alloc.json").write_text(json.dumps(results, indent=1))
     return results
 
 
