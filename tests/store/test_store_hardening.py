@@ -108,23 +108,27 @@ def test_every_flipped_byte_of_every_stored_file_refuses_the_version(
 SAMPLE_STORE = Path(__file__).resolve().parents[2] / "model_store"
 
 
-def _intact_sample_versions() -> list[str]:
-    """Refs of the sample store's versions, when the store is there and verifies (it is built
-    by tools/, and may be absent or half-built in a checkout)."""
+def _intact_sample_versions() -> tuple[list[str], str]:
+    """Refs of the sample store's versions when the store is there and every version verifies
+    (it is built by tools/ and may be absent or stale in a checkout), else why not."""
     if not SAMPLE_STORE.is_dir():
-        return []
+        return [], "no model_store/ in this checkout"
     store = ModelStore(SAMPLE_STORE)
     try:
         refs = [f"{m}@{v}" for m in store.models() for v in store.versions(m)]
-        return refs if refs and all(store.verify(ref).ok for ref in refs) else []
-    except (IntegrityError, ManifestError, OSError):
-        return []
+        for ref in refs:
+            report = store.verify(ref)
+            if not report.ok:
+                return [], f"model_store/ does not verify: {report.message()[:200]}"
+    except (IntegrityError, ManifestError, OSError) as exc:
+        return [], f"model_store/ cannot be read: {exc}"[:200]
+    return refs, "" if refs else "model_store/ holds no versions"
 
 
 def test_flipped_bytes_in_the_sample_models_are_refused(tmp_path: Path) -> None:
-    refs = _intact_sample_versions()
+    refs, why_not = _intact_sample_versions()
     if not refs:
-        pytest.skip("no intact model_store/ in this checkout")
+        pytest.skip(why_not)
     copy = writable_copy(ModelStore(SAMPLE_STORE), tmp_path / "copy")
     for ref in refs:
         name, version = ref.split("@")
@@ -450,29 +454,33 @@ def test_manifest_preprocessing_that_cannot_feed_the_graph_is_refused(
 # -- huge allocations ---------------------------------------------------------------------------
 
 CHILD = """
-import json, resource, sys
+import json, resource, sys, time
+# A soft cap only: a limited worker that admission starts may still set its own limit.
 limit = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 from pathlib import Path
 from medmodels.store import check_admission
 from medmodels.store.manifest import Manifest
 def rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 warm, warm_manifest, *pairs = sys.argv[2:]
-check_admission(Path(warm), Manifest.load(warm_manifest))  # onnxruntime loaded and warm
+warm_report = check_admission(Path(warm), Manifest.load(warm_manifest))  # all loaded and warm
 out = []
 for model, manifest in zip(pairs[::2], pairs[1::2]):
-    before = rss()
+    before, start = rss(), time.monotonic()
     report = check_admission(Path(model), Manifest.load(manifest))
     out.append({
         "growth": rss() - before,
+        "seconds": time.monotonic() - start,
         "ok": report.ok,
         "failed": {c.name: c.message for c in report.checks if c.status == "fail"},
     })
-print(json.dumps(out))
+print(json.dumps({"warm": warm_report.summary(), "warm_ok": warm_report.ok, "runs": out}))
 """
 CHILD_LIMIT = 3 * 1024 * MiB
 """Address space of the child that runs admission (a safety net for this machine)."""
+CHILD_ENV = {"MEDMODELS_DECODE_MEMORY_MB": "2048", "MEDMODELS_DECODE_TIMEOUT_S": "30"}
+"""Limits for admission's own worker, if it has one (the decode worker's settings)."""
 
 
 def _reduce_to_logits(big_nodes: list, init: list) -> onnx.ModelProto:
@@ -507,6 +515,40 @@ def tile(repeats: list[int]) -> onnx.ModelProto:
     return _reduce_to_logits([helper.make_node("Tile", ["image", "reps"], ["big"])], [reps])
 
 
+def loop_forever() -> onnx.ModelProto:
+    """A Loop of 2^62 trips adding 1 to a scalar: tiny, and it never ends."""
+    scalar = {
+        n: helper.make_tensor_value_info(n, t, [])
+        for n, t in (
+            ("i", TensorProto.INT64),
+            ("c_in", TensorProto.BOOL),
+            ("v_in", TensorProto.FLOAT),
+            ("c_out", TensorProto.BOOL),
+            ("v_out", TensorProto.FLOAT),
+        )
+    }
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["c_in"], ["c_out"]),
+            helper.make_node("Add", ["v_in", "one"], ["v_out"]),
+        ],
+        "body",
+        [scalar["i"], scalar["c_in"], scalar["v_in"]],
+        [scalar["c_out"], scalar["v_out"]],
+        initializer=[numpy_helper.from_array(np.array(1.0, np.float32), "one")],
+    )
+    init = [
+        numpy_helper.from_array(np.array(1 << 62, np.int64), "trips"),
+        numpy_helper.from_array(np.array(True), "go"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+    ]
+    nodes = [
+        helper.make_node("Loop", ["trips", "go", "zero"], ["total"], body=body),
+        helper.make_node("Mul", ["image", "total"], ["logits"]),
+    ]
+    return model_of(nodes, [IMAGE], [LOGITS], init=init)
+
+
 def _write(folder: Path, name: str, model: onnx.ModelProto, manifest: dict) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     save_proto(model, folder / f"{name}.onnx")
@@ -514,7 +556,9 @@ def _write(folder: Path, name: str, model: onnx.ModelProto, manifest: dict) -> l
     return [str(folder / f"{name}.onnx"), str(folder / f"{name}.json")]
 
 
-def _start(folder: Path, cases: dict[str, tuple[onnx.ModelProto, dict]]) -> subprocess.Popen:
+def _start(
+    folder: Path, cases: dict[str, tuple[onnx.ModelProto, dict]], **env: str
+) -> subprocess.Popen:
     args = _write(folder, "warm", conv_graph(), manifest_data())
     for name, (model, manifest) in cases.items():
         args += _write(folder, name, model, manifest)
@@ -523,13 +567,17 @@ def _start(folder: Path, cases: dict[str, tuple[onnx.ModelProto, dict]]) -> subp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **CHILD_ENV, **env},
     )
 
 
 def _results(proc: subprocess.Popen, names: list[str]) -> dict[str, dict]:
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, f"admission child died ({proc.returncode}): {err[-2000:]}"
-    return dict(zip(names, json.loads(out.strip().splitlines()[-1]), strict=True))
+    data = json.loads(out.strip().splitlines()[-1])
+    # A tiny valid model is admitted in the same conditions: the refusals are not vacuous.
+    assert data["warm_ok"], data["warm"]
+    return dict(zip(names, data["runs"], strict=True))
 
 
 PB = [1 << 20, 1 << 20, 1 << 10]  # 2^50 floats: 4 PiB
@@ -557,13 +605,20 @@ MODERATE = {
 
 @pytest.fixture(scope="module")
 def allocation_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Admission of every allocation case, in children started together (they take a while)."""
+    """Admission of every allocation case (and an endless loop), in children started together
+    (they take a while)."""
     root = tmp_path_factory.mktemp("alloc")
     impossible = _start(root / "impossible", IMPOSSIBLE)
     moderate = {name: _start(root / name, {name: case}) for name, case in MODERATE.items()}
+    endless = _start(
+        root / "loop",
+        {"loop-forever": (loop_forever(), manifest_data())},
+        MEDMODELS_DECODE_TIMEOUT_S="3",
+    )
     results = _results(impossible, list(IMPOSSIBLE))
     for name, proc in moderate.items():
         results.update(_results(proc, [name]))
+    results.update(_results(endless, ["loop-forever"]))
     return results
 
 
@@ -588,3 +643,12 @@ def test_admission_does_not_spend_the_models_memory_in_the_calling_process(
     # the caller paying for it.
     assert "allocate" not in run["failed"].get("dummy_inference", ""), run["failed"]
     assert run["growth"] < 128 * MiB, f"the caller grew by {run['growth'] / MiB:.0f} MiB"
+
+
+def test_a_model_that_never_finishes_is_stopped_at_the_time_limit(
+    allocation_runs: dict[str, dict],
+) -> None:
+    run = allocation_runs["loop-forever"]
+    assert not run["ok"] and list(run["failed"]) == ["dummy_inference"], run["failed"]
+    assert "longer than the time limit" in run["failed"]["dummy_inference"]
+    assert run["seconds"] < 30  # MEDMODELS_DECODE_TIMEOUT_S=3 in that child
