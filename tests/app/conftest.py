@@ -13,6 +13,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from medmodels import MedModelsError, ModelStore
+
 from .builders import build_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +82,22 @@ def upload(at: AppTest, key: str, *files: tuple[str, bytes]) -> AppTest:
 
 
 SAMPLE_STORE = ROOT / "model_store"
+
+
+def sample_store_problem() -> str | None:
+    """Why the sample models cannot be used here (absent, or refused by the store, e.g. after
+    a store change they were not rebuilt for), or None when ct-body-lung and brain-tissue
+    load."""
+    if not SAMPLE_STORE.is_dir():
+        return "model_store/ is not in this checkout (tools/build_sample_models.py builds it)"
+    store = ModelStore(SAMPLE_STORE)
+    try:
+        for name in ("ct-body-lung", "brain-tissue"):
+            for version in store.versions(name):
+                store.get(f"{name}@{version}")
+    except MedModelsError as exc:
+        return f"the sample models do not load: {exc}"[:300]
+    return None
 
 
 @pytest.fixture

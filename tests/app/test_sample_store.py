@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import SAMPLE_STORE, errors, texts
+from .conftest import errors, sample_store_problem, texts
 
-pytestmark = pytest.mark.skipif(
-    not (SAMPLE_STORE / "ct-body-lung").is_dir() or not (SAMPLE_STORE / "brain-tissue").is_dir(),
-    reason="the sample models are not in model_store/ (tools/build_sample_models.py makes them)",
-)
+PROBLEM = sample_store_problem()
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
 
 # sample_data/README.md: the phantom's true volumes.
 TRUE_LUNG_ML = 4713.1

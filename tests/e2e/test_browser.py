@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from app.builders import build_store
+from app.conftest import sample_store_problem
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +43,7 @@ CHROMIUM_ARGS = [
 ]
 SAMPLE_STORE = ROOT / "model_store"
 # The lung model of the sample store and the labels it draws; the test models otherwise.
-SAMPLE_MODEL = (SAMPLE_STORE / "ct-body-lung" / "1.0.0").is_dir()
+SAMPLE_MODEL = sample_store_problem() is None
 MODEL, LABELS = ("ct-body-lung", ("body", "lung")) if SAMPLE_MODEL else ("air-mask", ("air",))
 IDLE = '[data-test-script-state="notRunning"]'
 TIMEOUT_MS = 60_000
