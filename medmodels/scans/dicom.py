@@ -16,6 +16,7 @@ import hashlib
 import io
 import logging
 import math
+import struct
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class ParsedDicom:
     identifying: set[str]
     private_count: int
     has_modality_lut: bool
+    native: memoryview | None = None
     stack_spacing: float | None = None
     only_first: bool = False
     frame_list: list[Frame] = field(default_factory=list)
@@ -118,6 +120,13 @@ def _inflate_deflated(data: bytes, name: str, budget: Budget) -> bytes:
 
 
 def _transfer_syntax(data: bytes) -> UID | None:
+    # Only a deflated file needs this parse: skip it when the deflate UID is not in the
+    # file meta group (its length is at bytes 140-143, right after the group length element).
+    if len(data) >= 144 and data[132:136] == b"\x02\x00\x00\x00":
+        (group_length,) = struct.unpack_from("<I", data, 140)
+        meta_bytes = data[132 : 144 + min(group_length, 1 << 16)]
+        if str(DeflatedExplicitVRLittleEndian).encode() not in meta_bytes:
+            return None
     try:
         fp = io.BytesIO(data)
         read_preamble(fp, False)
@@ -257,11 +266,15 @@ def _parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> Pars
         with warnings.catch_warnings():
             # pydicom warns about malformed values, quoting them; the values may be PHI.
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), force=False)
+            ds, native = _read_dataset(data)
             del data
-            pixel_keyword = next(
-                (k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds),
-                None,
+            pixel_keyword = (
+                "PixelData"
+                if native is not None
+                else next(
+                    (k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds),
+                    None,
+                )
             )
             sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
             transfer = ds.file_meta.get("TransferSyntaxUID")
@@ -341,7 +354,7 @@ def _parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> Pars
         )
     if not ts_uid.is_compressed and pixel_keyword == "PixelData":
         needed = math.ceil(rows * cols * frames * samples * bits / 8)
-        if len(ds.PixelData) < needed:
+        if len(native if native is not None else ds.PixelData) < needed:
             raise _problem(
                 name,
                 "truncated",
@@ -359,14 +372,71 @@ def _parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> Pars
         modality=modality if modality.isalnum() and len(modality) <= 16 else "OT",
         series_key=str(ds.get("SeriesInstanceUID") or f"no-series-{name}"),
         instance_key=str(ds.get("SOPInstanceUID") or f"no-instance-{name}"),
-        summary=technical_summary(ds),
+        summary={},  # filled for the first file of a scan only (see _scan)
         identifying=found,
         private_count=private,
         has_modality_lut="ModalityLUTSequence" in ds,
         stack_spacing=safe_number(ds.get("SpacingBetweenSlices")),
     )
+    parsed.native = native
     parsed.frame_list = _frames_of(parsed, ds)
     return parsed
+
+
+_NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2": False, "1.2.840.10008.1.2.1": True}  # explicit VR?
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+def _meta_transfer_syntax(data: bytes) -> str | None:
+    """The transfer syntax UID read straight from the file meta bytes (None if not found)."""
+    at = data.find(b"\x02\x00\x10\x00UI", 132, 132 + (1 << 16))
+    if at < 0 or len(data) < at + 8:
+        return None
+    (length,) = struct.unpack_from("<H", data, at + 6)
+    return data[at + 8 : at + 8 + length].rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _read_dataset(data: bytes) -> tuple[Dataset, memoryview | None]:
+    """The dataset of ``data``; for plain uncompressed little-endian greyscale pixels, the
+    header only plus a zero-copy view of the pixel bytes (pydicom would copy them, then decode
+    through its generic machinery: this is most of the time a series takes)."""
+    if _meta_transfer_syntax(data) not in _NATIVE_LITTLE_ENDIAN:
+        return pydicom.dcmread(io.BytesIO(data), force=False), None
+    fp = io.BytesIO(data)
+    ds = pydicom.dcmread(fp, force=False, stop_before_pixels=True)
+    explicit = _NATIVE_LITTLE_ENDIAN.get(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    pos = fp.tell()
+    simple = (
+        explicit is not None
+        and int(ds.get("SamplesPerPixel") or 1) == 1
+        and int(ds.get("BitsAllocated") or 0) in (8, 16)
+        and data[pos : pos + 4] == _PIXEL_DATA_TAG
+    )
+    if simple:
+        if explicit:
+            (length,) = struct.unpack_from("<I", data, pos + 8) if len(data) >= pos + 12 else (0,)
+            start = pos + 12
+        else:
+            (length,) = struct.unpack_from("<I", data, pos + 4) if len(data) >= pos + 8 else (0,)
+            start = pos + 8
+        if length != 0xFFFFFFFF:
+            return ds, memoryview(data)[start : start + length]
+    return pydicom.dcmread(io.BytesIO(data), force=False), None
+
+
+def _native_frames(parsed: ParsedDicom, ds: Dataset, native: memoryview) -> np.ndarray:
+    """Stored values from uncompressed little-endian bytes, as pydicom would return them."""
+    bits = int(ds.get("BitsAllocated") or 16)
+    stored = int(ds.get("BitsStored") or bits)
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    frames = 1 if parsed.only_first else parsed.frames
+    count = frames * parsed.rows * parsed.cols
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
+    arr = np.frombuffer(native, dtype, count).reshape(frames, parsed.rows, parsed.cols)
+    if 0 < stored < bits:  # bits above BitsStored are not part of the value
+        shift = bits - stored
+        arr = (arr << shift) >> shift if signed else arr & dtype.type((1 << stored) - 1)
+    return arr
 
 
 # --------------------------------------------------------------------------- decoding
@@ -376,10 +446,13 @@ def _decode(parsed: ParsedDicom) -> np.ndarray:
     """All frames of ``parsed`` as stored values, shape (frames, rows, cols); frees the bytes."""
     ds = parsed.ds
     assert ds is not None
+    native, parsed.native = parsed.native, None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if parsed.frames > 1 and parsed.only_first:
+            if native is not None:
+                arr = _native_frames(parsed, ds, native)
+            elif parsed.frames > 1 and parsed.only_first:
                 # Only the first frame is used (no geometry): do not decode the others.
                 arr = pixel_array(ds, index=0)
             else:
@@ -418,7 +491,7 @@ def _decode(parsed: ParsedDicom) -> np.ndarray:
         arr = arr[..., 0] * 0.299 + arr[..., 1] * 0.587 + arr[..., 2] * 0.114
         arr = arr.astype(np.float32)
     frames = 1 if parsed.only_first else parsed.frames
-    if frames == 1:
+    if frames == 1 and arr.ndim == 2:
         arr = arr[np.newaxis]
     if arr.shape[:3] != (frames, parsed.rows, parsed.cols):
         raise _problem(parsed.name, "damaged", "The decoded image does not have its declared size.")
@@ -462,6 +535,15 @@ def assemble(
 
     Returns ``(scans, problems, warnings)``; a bad series becomes a problem, never a merge.
     """
+    with warnings.catch_warnings():
+        # pydicom converts values lazily and warns quoting them; the values may be PHI.
+        warnings.simplefilter("ignore")
+        return _assemble(parsed, gap_tolerance=gap_tolerance)
+
+
+def _assemble(
+    parsed: list[ParsedDicom], *, gap_tolerance: float
+) -> tuple[list[Scan], list[FileProblem], list[str]]:
     scans: list[Scan] = []
     problems: list[FileProblem] = []
     notes: list[str] = []
@@ -633,7 +715,7 @@ def _single(frame: Frame) -> Scan:
     affine = None
     if frame.pixel_spacing is not None:
         row_sp, col_sp = frame.pixel_spacing
-        thickness = p.summary.get("slice_thickness_mm") or 1.0
+        thickness = (safe_number(p.ds.get("SliceThickness")) if p.ds is not None else None) or 1.0
         spacing = (col_sp, row_sp, float(thickness) if thickness > 0 else 1.0)
         if has_geometry:
             normal = _normal(frame.orientation)  # type: ignore[arg-type]
@@ -662,14 +744,14 @@ def _scan(
         identifying |= p.identifying
         private = max(private, p.private_count)
     first = frames[0].file
-    summary = dict(first.summary)
+    summary = technical_summary(first.ds) if first.ds is not None else {}
     summary["modality"] = first.modality
     summary["shape"] = list(array.shape)
     summary["spacing_mm"] = None if spacing is None else [round(s, 4) for s in spacing]
     summary["pixel_spacing_mm"] = None if spacing is None else [spacing[1], spacing[0]]
     summary["slices"] = int(array.shape[0])
     summary["files"] = len(files)
-    digest = hashlib.blake2b(array.tobytes(), digest_size=16)
+    digest = hashlib.blake2b(np.ascontiguousarray(array).data.cast("B"), digest_size=16)
     digest.update(repr((array.shape, str(array.dtype), spacing)).encode())
     return Scan(
         array=array,
@@ -705,19 +787,21 @@ def _decode_into(frames: list[Frame]) -> np.ndarray:
         raw = decoded[key][frame.index]
         if raw.dtype.kind == "f" and out.dtype != np.float32:
             out = out.astype(np.float32)
-        if frame.slope == 1.0 and frame.intercept == 0.0 and not frame.file.has_modality_lut:
-            values = raw
+        plain = frame.slope == 1.0 and frame.intercept == 0.0
+        if out.dtype == np.int16 and raw.size:
+            # Check the range on the stored values; the rescale itself writes in place.
+            slope, intercept = int(frame.slope), int(frame.intercept)
+            ends = (int(raw.min()) * slope + intercept, int(raw.max()) * slope + intercept)
+            if min(ends) < -32768 or max(ends) > 32767:
+                out = out.astype(np.float32)
+        if plain:
+            out[k] = raw
+        elif out.dtype == np.int16:
+            scaled = raw if frame.slope == 1.0 else raw * np.int32(frame.slope)
+            np.add(scaled, np.int32(frame.intercept), out=out[k], casting="unsafe")
         else:
-            values = raw.astype(np.float32 if out.dtype == np.float32 else np.int32)
-            values = values * (frame.slope if out.dtype == np.float32 else int(frame.slope))
-            values = values + (frame.intercept if out.dtype == np.float32 else int(frame.intercept))
-        if (
-            out.dtype == np.int16
-            and values.size
-            and (int(values.min()) < -32768 or int(values.max()) > 32767)
-        ):
-            out = out.astype(np.float32)
-        out[k] = values
+            np.multiply(raw, np.float32(frame.slope), out=out[k], casting="unsafe")
+            out[k] += np.float32(frame.intercept)
     return out
 
 

@@ -136,7 +136,7 @@ def load(name: str, data: bytes, *, max_image_bytes: int) -> Scan:
     modality, guess_note = _guess_modality(array)
     notes.append(guess_note)
     kind = "volume" if array.shape[0] > 1 else "slice"
-    digest = hashlib.blake2b(array.tobytes(), digest_size=16)
+    digest = hashlib.blake2b(np.ascontiguousarray(array).data.cast("B"), digest_size=16)
     digest.update(repr((array.shape, str(array.dtype), spacing)).encode())
     summary = {
         "modality": modality,

@@ -75,7 +75,7 @@ def load(name: str, data: bytes, *, max_image_bytes: int) -> Scan:
         array = array.astype(np.int16)
     array = np.ascontiguousarray(array[np.newaxis])
     notes.append(f"{fmt} images carry no pixel spacing, so sizes in mm or mL cannot be given.")
-    digest = hashlib.blake2b(array.tobytes(), digest_size=16)
+    digest = hashlib.blake2b(np.ascontiguousarray(array).data.cast("B"), digest_size=16)
     digest.update(repr((array.shape, str(array.dtype))).encode())
     return Scan(
         array=array,
