@@ -119,7 +119,10 @@ def manifest(name: str, task: str = "segmentation", **changes: Any) -> Manifest:
             "shape": [1, 1, SIZE, SIZE],
             "dtype": "float32",
             "units": "0-255",
-            "preprocessing": [{"op": "scale_offset", "scale": 0.0078125, "offset": -1.0}],
+            "preprocessing": [
+                {"op": "scale_offset", "scale": 0.0078125, "offset": -1.0},
+                {"op": "resize_pad", "rows": SIZE, "cols": SIZE},
+            ],
         },
         "output": output,
     }
