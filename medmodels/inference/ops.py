@@ -356,8 +356,17 @@ def _components(mask: Array) -> tuple[Array, npt.NDArray[np.intp]]:
     """
     structure = ndimage.generate_binary_structure(mask.ndim, mask.ndim)
     comps, count = ndimage.label(mask, structure=structure)
-    sizes = np.bincount(comps.ravel(), minlength=count + 1)[1:]
-    return comps, sizes
+    return comps, count_values(comps, count + 1)[1:]
+
+
+def count_values(a: Array, length: int) -> npt.NDArray[np.intp]:
+    """``np.bincount(a.ravel(), minlength=length)`` one slice at a time, so the int64 copy
+    that bincount makes of its input is one slice, not the whole volume."""
+    counts = np.zeros(length, dtype=np.intp)
+    planes = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+    for plane in planes:
+        counts += np.bincount(plane, minlength=length)[:length]
+    return counts
 
 
 def keep_largest(

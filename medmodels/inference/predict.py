@@ -346,6 +346,7 @@ def predict(
     prepared = _preprocess(scan, manifest)
     t_pre = time.perf_counter()
     raw, infer_ms = _run(session, prepared, manifest)
+    prepared.tensor = np.empty(0, dtype=np.float32)  # the model input is no longer needed
     t_inf = time.perf_counter()
     labels_spec = sorted(manifest.output.labels, key=lambda lab: lab.index)
     results: list[LabelResult] = []
@@ -356,7 +357,7 @@ def predict(
         voxel_ml = scan.voxel_volume_ml
         label_volume = _postprocess_labels(_undo(raw, prepared), manifest, voxel_ml)
         indices = [lab.index for lab in labels_spec]
-        counts = np.bincount(label_volume.ravel(), minlength=max(indices) + 1)
+        counts = ops.count_values(label_volume, max(max(indices) + 1, int(label_volume.max()) + 1))
         for lab in labels_spec:
             voxels = int(counts[lab.index]) if lab.index < len(counts) else 0
             results.append(
