@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from medmodels.errors import ConfigError
@@ -122,6 +122,15 @@ class Settings(BaseSettings):
         gt=0,
         description="A sheet warns when warm latency's coefficient of variation (standard "
         "deviation / mean) exceeds this.",
+    )
+
+    share_secret: SecretStr | None = Field(
+        None,
+        description="Secret that signs share links; unset, one is generated into the home folder "
+        "(mode 0600). Set the same value on every server that must accept the same links.",
+    )
+    share_days: float = Field(
+        7.0, gt=0, description="Days a new share link stays valid (it can be revoked earlier)."
     )
 
     @property

@@ -46,21 +46,11 @@ _MESSAGES: dict[str, str] = {
     "revoked": "This share link was revoked by its owner. Ask the sender for a new link.",
 }
 
-SHARES_TABLE = """CREATE TABLE IF NOT EXISTS shares (
-    id VARCHAR PRIMARY KEY,
-    prediction_id UUID NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    expires_at TIMESTAMP NOT NULL,
-    revoked_at TIMESTAMP,
-    card_markdown VARCHAR
-)"""
-"""The ``shares`` table (timestamps are naive UTC, as in the rest of the history database)."""
+SHARES_MIGRATION: Migration = next(m for m in MIGRATIONS if m.name == "share links")
+"""The history migration (number 3) that creates the ``shares`` table."""
 
-SHARES_MIGRATION = Migration(3, "share links", (SHARES_TABLE,))
-"""The history migration that creates the ``shares`` table (3: the first number the history
-does not use). Until :data:`medmodels.history.db.MIGRATIONS` lists it, :class:`ShareLinks`
-creates the table itself on first use; the statement is idempotent, so registering it later
-upgrades such databases without change."""
+SHARES_TABLE = SHARES_MIGRATION.statements[0]
+"""The ``shares`` table (timestamps are naive UTC, as in the rest of the history database)."""
 
 
 class ShareLinkError(MedModelsError, LookupError):

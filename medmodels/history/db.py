@@ -125,6 +125,21 @@ SELECT * FROM feedback
 QUALIFY row_number() OVER (PARTITION BY prediction_id ORDER BY seq DESC) = 1""",
         ),
     ),
+    Migration(
+        3,
+        "share links",
+        (
+            # Read-only links to one prediction (medmodels.share); naive UTC timestamps.
+            """CREATE TABLE IF NOT EXISTS shares (
+    id VARCHAR PRIMARY KEY,
+    prediction_id UUID NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP,
+    card_markdown VARCHAR
+)""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].number
 
@@ -154,6 +169,30 @@ def _program_name(program: str | None, pid: int | None) -> str | None:
     return Path(program).name if program else None
 
 
+# How DuckDB words the operating-system errors that mean the home folder takes no more writes.
+_NOT_WRITABLE = (
+    "File too large",  # EFBIG: a file-size limit (RLIMIT_FSIZE, quota-like limits)
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Permission denied",
+)
+
+
+def _write_error(path: Path, text: str) -> HistoryError | None:
+    """A plain-words error when ``text`` (a DuckDB message) says that the history file at
+    ``path`` (or its write-ahead log or temporary copy) cannot be written because the disk is
+    full or the folder is read-only; None otherwise (an export's target, for one)."""
+    reason = next((r for r in _NOT_WRITABLE if r in text), None)
+    if reason is None or path.name not in text:
+        return None
+    return HistoryError(
+        f"The prediction history {path} cannot be written ({reason}): the disk is full or the "
+        "folder is read-only, and nothing was saved. Free some space, or set MEDMODELS_HOME to "
+        "a writable folder."
+    )
+
+
 def _open_error(path: Path, exc: duckdb.Error) -> HistoryError:
     text = str(exc)
     match = _LOCK_PID.search(text)
@@ -168,6 +207,9 @@ def _open_error(path: Path, exc: duckdb.Error) -> HistoryError:
             pid=pid,
             program=program,
         )
+    not_writable = _write_error(path, text)
+    if not_writable is not None:
+        return not_writable
     first = text.splitlines()[0] if text else type(exc).__name__
     return HistoryError(
         f"The prediction history {path} cannot be opened ({first}). If the file is damaged or "
@@ -263,6 +305,9 @@ class Database:
         try:
             yield cur
         except duckdb.Error as exc:
+            not_writable = _write_error(self.path, str(exc))
+            if not_writable is not None:
+                raise not_writable from exc
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise HistoryError(f"The prediction history query failed: {first}") from exc
         finally:
@@ -332,6 +377,9 @@ def open_database(settings: Settings) -> Database:
             con.execute("SET GLOBAL TimeZone = 'UTC'")
         except duckdb.Error as exc:
             con.close()
+            not_writable = _write_error(path, str(exc))
+            if not_writable is not None:
+                raise not_writable from None
             raise HistoryError(
                 f"The prediction history {path} could not be upgraded to schema version "
                 f"{SCHEMA_VERSION} ({str(exc).splitlines()[0]}). Nothing was changed; move the "
