@@ -619,9 +619,10 @@ def ct_manifest(version: str, opening: int) -> Manifest:
             f"about {mm:g} mm ({diag:.0f} mm where it runs diagonally to the pixel grid) and "
             "then cuts stripes through the lungs: every slice where the wall is broken loses "
             "its lung to the outside air (labelled outside), which shows as missing bands in "
-            "coronal and sagittal views; see the thin-wall metrics. It also erases lung "
-            f"narrower than {mm:g} mm (the thin basal recesses behind the diaphragm domes), so "
-            "the lung volume is low even on the unmodified phantom."
+            "coronal and sagittal views. On the sample phantom, whose lower chest wall is 13 mm "
+            "thick, it loses the lungs of most lower-chest slices (see the lung Dice and volume "
+            f"error). It also erases lung narrower than {mm:g} mm (the thin basal recesses "
+            "behind the diaphragm domes)."
         )
         limitations = [defect, limitations[0], *limitations[2:]]
         warnings.append(
@@ -957,8 +958,8 @@ def build_ct(store: ModelStore, scratch: ScratchStore, work: Path) -> dict[str, 
     truth = np.load(PHANTOM_TRUTH)["labels"]
     if truth.shape != phantom.shape:
         raise RuntimeError(f"phantom truth {truth.shape} does not match the scan {phantom.shape}")
-    thin_scan, thin_truth = thin_wall(phantom, truth)
-    cases = [(CT_PHANTOM, phantom, truth), (CT_THIN_WALL, thin_scan, thin_truth)]
+    # The phantom's lower chest has a thin (13 mm) wall: that is where 1.0.0 fails.
+    cases = [(CT_PHANTOM, phantom, truth)]
     facts: dict[str, float] = {}
     for version, opening in (("1.0.0", 7), ("1.1.0", 5)):
         path = work / f"ct-body-lung-{version}.onnx"
@@ -979,7 +980,7 @@ def build_ct(store: ModelStore, scratch: ScratchStore, work: Path) -> dict[str, 
     dice_new = facts["1.1.0 lung Dice [phantom]"]
     dice_old = facts["1.0.0 lung Dice [phantom]"]
     error_new = facts["1.1.0 lung volume error (%) [phantom]"]
-    if not (dice_new > 0.95 and abs(error_new) < 5.0 and dice_old < dice_new):
+    if not (dice_new > 0.95 and abs(error_new) < 5.0 and dice_old < dice_new - 0.1):
         raise RuntimeError(f"ct-body-lung does not meet its targets: {facts}")
     store.set_alias(
         "ct-body-lung",

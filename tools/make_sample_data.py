@@ -129,7 +129,7 @@ def _lung_mask(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, side: int, exclude: np.ndarray
 ) -> np.ndarray:
     """One lung: an elliptic cylinder that tapers to an apex and sits on a diaphragm dome."""
-    cx, cy, ax, ay = side * 75.0, -5.0, 55.0, 75.0
+    cx, cy, ax, ay = side * 82.0, -5.0, 66.0, 80.0
     # the right hemidiaphragm (side -1, over the liver) is higher than the left
     dome_low, dome_rise, apex, full = (
         (35.0, 40.0, 290.0, 170.0) if side < 0 else (30.0, 35.0, 285.0, 165.0)
@@ -220,7 +220,7 @@ def phantom_volume() -> Phantom:
     a, b = _body_axes(z)
     yb = y - BODY_CY
 
-    def ellipse(inset: float) -> np.ndarray:
+    def ellipse(inset: float | np.ndarray) -> np.ndarray:
         return (x / (a - inset)) ** 2 + (yb / (b - inset)) ** 2 <= 1.0
 
     body = ellipse(0.0)
@@ -252,12 +252,15 @@ def phantom_volume() -> Phantom:
     spine = np.broadcast_to(vb | arch, shape)
 
     # lungs: exclude the mediastinum (heart with a pericardial margin, aorta, spine) and keep
-    # a chest wall of at least 20 mm of tissue inside the body outline
+    # a chest wall inside the body outline: 20 mm in the upper chest, a thin 13 mm in the lower
+    # chest (z < 120 mm), as in a slim patient — thin enough that a 7×7 (10.5 mm) morphological
+    # opening breaks it where it runs diagonally, thick enough for a 5×5 (7.5 mm) one
+    wall = np.where(z < 120.0, 13.0, 20.0)
     margin = (
         (((x - 10.0) / 50.0) ** 2 + ((y + 35.0) / 45.0) ** 2 + ((z - 120.0) / 60.0) ** 2 <= 1.0)
         | ((x - 30.0) ** 2 + (y - 26.0) ** 2 <= 17.0**2)
         | ((x / 26.0) ** 2 + ((y - 62.0) / 28.0) ** 2 <= 1.0)
-        | ~ellipse(20.0)
+        | ~ellipse(wall)
     )
     lungs = np.zeros(shape, dtype=bool)
     hilums = {}
@@ -745,7 +748,9 @@ A synthetic chest CT made of simple shapes in Hounsfield units: air −1000 arou
 {lung_range}; branching vessels inside the lungs
 (40 HU, radius 4 mm down to 0.8 mm, soft-edged for partial volume), a heart, the descending
 aorta, a liver under the right hemidiaphragm, a spine (bone 700 with a softer 250 HU centre,
-discs every 30 mm, canal and posterior arch), ribs in a chest wall at least 20 mm thick, and a
+discs every 30 mm, canal and posterior arch), ribs in a chest wall 20 mm thick in the upper chest
+and a thin 13 mm in the lower chest (below z = 120 mm, as in a slim patient: a 10.5 mm
+morphological opening breaks it where it runs diagonally), and a
 patient table (a curved top and a flat base plate, 200 HU) separated from the body by air.
 Orientation: axial, ImageOrientationPatient 1\\0\\0\\0\\1\\0,
 ImagePositionPatient stepping +5 mm in z (InstanceNumber 1 is the most inferior slice).
