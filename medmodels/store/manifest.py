@@ -634,6 +634,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the store is read by the app's user too
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -494,6 +494,7 @@ class ModelStore:
                     with path.open("rb") as handle:
                         os.fsync(handle.fileno())
                     path.chmod(0o444)
+            tmp.chmod(0o755)  # mkdtemp makes 0700; the app may run as another user
             with self._locked(manifest.name):
                 try:
                     os.rename(tmp, final)
