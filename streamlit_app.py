@@ -26,6 +26,12 @@ models_page = st.Page(
 history_page = st.Page(
     "pages/history.py", title="History", icon=":material/history:", url_path="history"
 )
+hardware_page = st.Page(
+    "pages/hardware_cost.py",
+    title="Hardware & cost",
+    icon=":material/speed:",
+    url_path="hardware",
+)
 shared_page = st.Page(
     "pages/shared_result.py",
     title="Shared result",
@@ -47,7 +53,7 @@ if st.query_params.get("share"):
     page = st.navigation([shared_page], position="hidden")
 else:
     links.restore()
-    page = st.navigation([try_page, models_page, history_page, shared_page])
+    page = st.navigation([try_page, models_page, history_page, hardware_page, shared_page])
     with st.sidebar:
         st.caption(widgets.RESEARCH_NOTICE)
 
