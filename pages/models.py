@@ -61,6 +61,15 @@ def _versions_table(store: ModelStore, name: str) -> dict[str, ModelVersion | No
             }
         )
     st.dataframe(rows, hide_index=True, key="models_versions")
+    with st.container(horizontal=True):
+        st.caption("Hardware & cost sheet:")
+        for version in loaded:
+            st.page_link(
+                "pages/hardware_cost.py",
+                label=version,
+                icon=":material/speed:",
+                query_params={"model": name, "version": version},
+            )
     return loaded
 
 
