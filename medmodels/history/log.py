@@ -299,7 +299,14 @@ def record_prediction(
     wanted = db.settings.save_artifacts if artifacts is None else artifacts
     if wanted:
         t0 = time.perf_counter()
-        art.write_artifacts(db.home, pid, scan, prediction)
+        try:
+            art.write_artifacts(db.home, pid, scan, prediction)
+        except OSError as exc:  # disk full, read-only folder: say so, as the database does
+            raise HistoryError(
+                f"The prediction was not saved: its artifacts cannot be written under "
+                f"{art.artifacts_root(db.home)} ({exc.strerror or exc}). Free some space, set "
+                "MEDMODELS_HOME to a writable folder, or turn MEDMODELS_SAVE_ARTIFACTS off."
+            ) from exc
         row["artifacts_ms"] = (time.perf_counter() - t0) * 1000
     try:
         write_row(db, row)
