@@ -12,10 +12,15 @@ import streamlit as st
 from medmodels import MedModelsError, ModelStore
 from medmodels.sheets import PriceList, Sheet, SheetStore, build_sheet, comparison_row, cost_rows
 from ui import resources, widgets
-from ui.sheets import fmt, import_upload, prices, sheet_store, with_price
+from ui.sheets import fmt, import_upload, prices, sheet_store, size, with_price
 
 ALL_HOSTS = "All hosts"
-VERDICT_ICON = {"yes": "✅ yes", "maybe": "🟡 maybe", "no": "❌ no", "unknown": "❔ unknown"}
+VERDICT_COLOUR = {
+    "yes": ":green[yes]",
+    "maybe": ":orange[maybe]",
+    "no": ":red[no]",
+    "unknown": ":gray[unknown]",
+}
 
 
 def _flash(message: str, **select: str) -> None:
@@ -44,10 +49,10 @@ def _comparison(
                 "Version": _label(s, several_hosts),
                 "Derived from": r["derived_from"] or "",
                 "Host": f"{r['cpu']} ({r['cores']} cores)",
-                "Size (MB)": r["size_mb"],
+                "Size": size(s.graph.file_bytes),
                 "Parameters": r["parameters"],
                 "Precision": r["precision"],
-                "GFLOPs": r["gflops"],
+                "GFLOPs": "unknown" if r["gflops"] is None else f"{r['gflops']:,.3f}",
                 "Cold start (ms)": r["cold_start_ms"],
                 "p50 (ms)": r["p50_ms"],
                 "p95 (ms)": r["p95_ms"],
@@ -56,9 +61,9 @@ def _comparison(
                 "$ per 1,000": r["usd_per_1000"],
                 "$ provenance": r["usd_per_1000_provenance"],
                 "Agreement with parent": r["agreement"] or "—",
-                "Mobile": VERDICT_ICON.get(r.get("mobile", "unknown"), "—"),
-                "Edge": VERDICT_ICON.get(r.get("edge", "unknown"), "—"),
-                "Web": VERDICT_ICON.get(r.get("web", "unknown"), "—"),
+                "Mobile": r.get("mobile", "unknown"),
+                "Edge": r.get("edge", "unknown"),
+                "Web": r.get("web", "unknown"),
                 "Runs": s.bench.runs,
                 "Measured (UTC)": s.created.strftime("%Y-%m-%d %H:%M"),
             }
@@ -70,12 +75,11 @@ def _comparison(
         hide_index=True,
         key="hc_table",
         column_config={
-            "Size (MB)": num("Size (MB) · read", format="%.2f", help=read),
+            "Size": st.column_config.TextColumn("Size · read", help=read),
             "Parameters": num("Parameters · read", format="localized", help=read),
             "Precision": st.column_config.TextColumn("Precision · read", help=read),
-            "GFLOPs": num(
+            "GFLOPs": st.column_config.TextColumn(
                 "GFLOPs · read",
-                format="%.3f",
                 help="counted from the graph (Conv, Gemm/MatMul, ConvTranspose); empty = unknown",
             ),
             "Cold start (ms)": num(
@@ -130,11 +134,11 @@ def _verdicts(shown: list[Sheet], sheets: SheetStore) -> None:
     st.subheader("Target verdicts")
     for s in shown:
         verdicts = sheets.verdicts(s)
-        summary = " · ".join(f"{v.target} {VERDICT_ICON[v.verdict]}" for v in verdicts)
+        summary = " · ".join(f"{v.target} {VERDICT_COLOUR[v.verdict]}" for v in verdicts)
         with st.expander(f"{_label(s, several_hosts)} — {summary}", icon=":material/devices:"):
             for v in verdicts:
                 st.markdown(
-                    f"**{v.target.capitalize()}: {VERDICT_ICON[v.verdict]}** ({v.provenance})\n"
+                    f"**{v.target.capitalize()}: {VERDICT_COLOUR[v.verdict]}** ({v.provenance})\n"
                     + "\n".join(f"- {widgets.md(r)}" for r in v.reasons)
                 )
 
@@ -196,7 +200,7 @@ def _calculator_inputs(price_list: PriceList) -> tuple[PriceList, str, float, fl
     volume = c4.number_input(
         "Predictions per day", min_value=0, value=500, step=100, key="hc_volume"
     )
-    edited = " (edited)" if abs(price - entry.hourly) > 1e-9 else ""
+    edited = " (edited)" if abs(price - round(entry.hourly, 6)) > 1e-9 else ""
     st.caption(
         f"Listed price {entry.hourly:.4f} USD/h{edited} · as of {entry.as_of:%Y-%m-%d} · "
         f"source: {widgets.md(entry.source)} · price list {widgets.code(price_list.path)}"
@@ -369,8 +373,8 @@ def page() -> None:
 
     table_area = st.container()
     st.subheader("Cost calculator")
-    priced, hw_id, u, volume = _calculator_inputs(price_list)
     version = st.selectbox("Version", versions, key="hc_version")
+    priced, hw_id, u, volume = _calculator_inputs(price_list)
     if st.query_params.get("model") != name or st.query_params.get("version") != version:
         st.query_params.update({"model": name, "version": version})
     current = next((s for s in shown if s.version == version), None)

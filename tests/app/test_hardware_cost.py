@@ -97,6 +97,7 @@ def test_measure_now_stores_a_sheet_and_shows_measured_figures(
 def test_calculator_matches_the_library_arithmetic(make_app, app_env, air_sheet) -> None:
     _sheets(app_env).save(air_sheet)
     at = _open(make_app)
+    assert "(edited)" not in texts(at)
     at.selectbox(key="hc_hw").set_value("own-workstation").run()
     at.number_input(key="hc_price_own-workstation").set_value(0.5)
     at.slider(key="hc_util").set_value(20)
