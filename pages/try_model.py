@@ -38,6 +38,7 @@ class Result:
     model: ModelVersion
     prediction: Prediction
     record_id: str | None = None
+    save_error: str | None = None  # why the result could not be logged (logging was on)
     downloads: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -285,7 +286,9 @@ def _log_rejection(once: tuple[Any, ...], **fields: Any) -> None:
         st.warning(f"The history could not record this: {exc}")
 
 
-def _run(scan: Scan, model: ModelVersion, tag: str | None) -> tuple[Prediction, str | None] | None:
+def _run(
+    scan: Scan, model: ModelVersion, tag: str | None
+) -> tuple[Prediction, str | None, str | None] | None:
     """Run with a status box that says what happens, log the prediction, then show how long
     each stage took."""
     with st.status(f"Running {model.ref}…", expanded=True) as status:
@@ -309,6 +312,7 @@ def _run(scan: Scan, model: ModelVersion, tag: str | None) -> tuple[Prediction, 
             )
             return None
         record_id = None
+        save_error = None
         if resources.settings().log_predictions:
             bar.progress(0.9, text="Saving to the history…")
             try:
@@ -316,6 +320,7 @@ def _run(scan: Scan, model: ModelVersion, tag: str | None) -> tuple[Prediction, 
                     resources.history(), prediction, scan, alias=_alias(tag), source="app"
                 )
             except MedModelsError as exc:
+                save_error = str(exc)
                 st.warning(f"The result could not be saved to the history: {exc}")
         bar.progress(1.0, text="Done")
         for row in widgets.timing_rows(prediction.timings_ms):
@@ -326,7 +331,7 @@ def _run(scan: Scan, model: ModelVersion, tag: str | None) -> tuple[Prediction, 
         status.update(
             label=f"{model.ref} finished in {total:,.0f} ms", state="complete", expanded=False
         )
-    return prediction, record_id
+    return prediction, record_id, save_error
 
 
 def _model_window(model: ModelVersion) -> rd.WindowLevel | None:
@@ -447,6 +452,12 @@ def _show(res: Result) -> viewer.View | None:
         classes = [lab.name for lab in p.labels] if p.task == "classification" else []
         records.feedback_form(res.record_id, classes, key="try_feedback")
         records.share_panel(res.record_id, render_card(model.manifest), key="try_share")
+    elif res.save_error:
+        st.warning(
+            f"This result was not saved to the history (logging is unavailable: "
+            f"{res.save_error}), so there is no feedback or share link for it.",
+            icon=":material/warning:",
+        )
     else:
         st.caption(
             "Prediction logging is off (MEDMODELS_LOG_PREDICTIONS), so there is no "

@@ -206,12 +206,6 @@ def test_the_try_page_still_predicts_when_the_home_folder_cannot_be_created(
     assert not unwritable_home.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app: when logging is on but the history cannot be written, the Try page says "
-    "'Prediction logging is off (MEDMODELS_LOG_PREDICTIONS)', and its only notice sits in the "
-    "run's status box, which collapses when the run completes",
-)
 def test_the_try_page_says_plainly_that_logging_is_unavailable(
     make_app: Callable[..., AppTest], unwritable_home: Path
 ) -> None:
