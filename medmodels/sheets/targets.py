@@ -118,6 +118,7 @@ class WebFacts(_Model):
     opset: int
     checked_ops: list[str]
     unsupported_ops: list[str]
+    expanded_ops: list[str] = []
 
 
 class TargetFacts(_Model):
@@ -322,8 +323,16 @@ def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
                     yield from _nodes(sub)
 
 
+# Handled by onnxruntime itself when a graph is loaded, without a kernel.
+_LOAD_TIME_OPS = {("ai.onnx", "Constant")}
+
+
 def web_facts(model_path: Path) -> WebFacts:
-    """Which of the model's operators have no CPU kernel (hence no wasm kernel) at its opset."""
+    """Which of the model's operators have no CPU kernel (hence no wasm kernel) at its opset.
+
+    ``Constant`` needs no kernel (onnxruntime turns it into an initializer when loading), and an
+    operator whose ONNX schema defines a function body runs as that body when no kernel exists
+    (listed in ``expanded_ops``)."""
     import onnxruntime as ort
 
     model = onnx.load(str(model_path), load_external_data=False)
@@ -331,33 +340,45 @@ def web_facts(model_path: Path) -> WebFacts:
     kernels = _cpu_kernels()
     checked: set[str] = set()
     unsupported: set[str] = set()
+    expanded: set[str] = set()
     for node in _nodes(model.graph):
         domain = node.domain or "ai.onnx"
         label = node.op_type if domain == "ai.onnx" else f"{domain}:{node.op_type}"
         if label in checked:
             continue
         checked.add(label)
+        if (domain, node.op_type) in _LOAD_TIME_OPS:
+            continue
         opset = opsets.get(domain, 1)
         try:
-            since = onnx.defs.get_schema(
+            schema = onnx.defs.get_schema(
                 node.op_type, opset, "" if domain == "ai.onnx" else domain
-            ).since_version
+            )
         except onnx.defs.SchemaError:
             unsupported.add(f"{label} (unknown to onnx {onnx.__version__})")
             continue
+        since = schema.since_version
         ranges = kernels.get((domain, node.op_type), [])
-        if not any(start <= since <= end for start, end in ranges):
+        if any(start <= since <= end for start, end in ranges):
+            continue
+        if getattr(schema, "has_function", False) or getattr(
+            schema, "has_context_dependent_function", False
+        ):
+            expanded.add(f"{label}-{since}")
+        else:
             unsupported.add(f"{label}-{since}")
     return WebFacts(
         source=f"CPUExecutionProvider kernel registry of onnxruntime {ort.__version__}",
         method=(
             "each operator's schema version at the model's opset looked up in the CPU kernels "
-            f"of onnxruntime {ort.__version__}; onnxruntime-web's WebAssembly backend is built "
+            f"of onnxruntime {ort.__version__} (Constant needs none; an operator with an ONNX "
+            "function body runs as that body); onnxruntime-web's WebAssembly backend is built "
             "from the same CPU kernels (type constraints not checked)"
         ),
         opset=opsets.get("ai.onnx", 0),
         checked_ops=sorted(checked),
         unsupported_ops=sorted(unsupported),
+        expanded_ops=sorted(expanded),
     )
 
 
@@ -546,8 +567,13 @@ def web_verdict(sheet: Sheet) -> TargetVerdict:
         )
     else:
         reasons.append(
-            f"all {len(facts.checked_ops)} operator types have CPU/WebAssembly kernels at "
-            f"opset {facts.opset} ({facts.source})"
+            f"all {len(facts.checked_ops)} operator types run in onnxruntime's CPU/WebAssembly "
+            f"build at opset {facts.opset} ({facts.source})"
+        )
+    if facts.expanded_ops:
+        reasons.append(
+            f"run as their ONNX function bodies (no dedicated kernel, may be slower): "
+            f"{', '.join(facts.expanded_ops)}"
         )
     reasons.append(
         f"opset {facts.opset}: use onnxruntime-web {sheet.host.onnxruntime_version} or newer "

@@ -58,18 +58,22 @@ def test_edge_verdict_follows_the_int8_agreement(measured) -> None:
 def test_web_facts_flag_operators_without_a_cpu_kernel(tmp_path: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    shift = helper.make_tensor("shift", TensorProto.FLOAT, [1], [0.5])
     nodes = [
-        helper.make_node("Relu", ["x"], ["r"]),
-        helper.make_node("Sparkle", ["r"], ["y"], domain="org.example"),
+        helper.make_node("Constant", [], ["c"], value=shift),  # no kernel: folded at load
+        helper.make_node("Add", ["x", "c"], ["a"]),
+        helper.make_node("Mish", ["a"], ["m"]),  # no kernel: runs as its function body
+        helper.make_node("Sparkle", ["m"], ["y"], domain="org.example"),
     ]
     graph = helper.make_graph(nodes, "odd", [x], [y])
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("org.example", 1)],
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("org.example", 1)],
         ir_version=9,
     )
     facts = web_facts(save(model, tmp_path / "odd.onnx"))
     assert facts.provenance == "read"
     assert facts.unsupported_ops == [f"org.example:Sparkle (unknown to onnx {onnx.__version__})"]
-    assert "Relu" in facts.checked_ops
+    assert {"Constant", "Add", "Mish"} <= set(facts.checked_ops)
+    assert facts.expanded_ops == ["Mish-18"]
     assert "onnxruntime-web" in facts.method
