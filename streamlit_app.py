@@ -30,7 +30,7 @@ hardware_page = st.Page(
     "pages/hardware_cost.py",
     title="Hardware & cost",
     icon=":material/speed:",
-    url_path="hardware",
+    url_path="hardware_cost",
 )
 shared_page = st.Page(
     "pages/shared_result.py",
