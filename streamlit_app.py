@@ -3,6 +3,10 @@ history, share a result. Research use only — not for diagnosis.
 
 Thin by design: pages call :mod:`medmodels` and lay out what it returns; Streamlit helpers live
 in ``ui/``. Run with ``make run`` (``streamlit run streamlit_app.py``).
+
+The page scripts live in ``app_pages/``, not ``pages/``: Streamlit turns on its automatic
+file-based navigation whenever a ``pages/`` folder sits next to the entry script, which shows a
+second, raw page list in the sidebar on deep links, beside the one ``st.navigation`` builds.
 """
 
 from __future__ import annotations
@@ -18,22 +22,22 @@ st.set_page_config(page_title="MedModels", page_icon="🩻", layout="wide")
 log = logging.getLogger("medmodels.app")
 
 try_page = st.Page(
-    "pages/try_model.py", title="Try a model", icon=":material/biotech:", default=True
+    "app_pages/try_model.py", title="Try a model", icon=":material/biotech:", default=True
 )
 models_page = st.Page(
-    "pages/models.py", title="Models", icon=":material/inventory_2:", url_path="models"
+    "app_pages/models.py", title="Models", icon=":material/inventory_2:", url_path="models"
 )
 history_page = st.Page(
-    "pages/history.py", title="History", icon=":material/history:", url_path="history"
+    "app_pages/history.py", title="History", icon=":material/history:", url_path="history"
 )
 hardware_page = st.Page(
-    "pages/hardware_cost.py",
+    "app_pages/hardware_cost.py",
     title="Hardware & cost",
     icon=":material/speed:",
     url_path="hardware_cost",
 )
 shared_page = st.Page(
-    "pages/shared_result.py",
+    "app_pages/shared_result.py",
     title="Shared result",
     icon=":material/link:",
     url_path="shared",

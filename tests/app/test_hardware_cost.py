@@ -13,7 +13,7 @@ from medmodels.sheets import Sheet, SheetStore, build_sheet, cost_per_1000, mont
 
 from .conftest import SAMPLES, errors, texts, upload
 
-PAGE = "pages/hardware_cost.py"
+PAGE = "app_pages/hardware_cost.py"
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +172,7 @@ def test_a_deep_link_preselects_model_and_version(make_app) -> None:
 
 def test_the_models_page_links_each_version_to_its_sheet(make_app) -> None:
     at = make_app().run()
-    at.switch_page("pages/models.py").run()
+    at.switch_page("app_pages/models.py").run()
     assert not at.exception, at.exception
     links = [e.proto for e in at.get("page_link")]
     assert [p.label for p in links] == ["1.1.0", "1.0.0"]

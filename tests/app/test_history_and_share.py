@@ -73,7 +73,7 @@ def test_a_misfit_is_logged_once_as_rejected(make_app) -> None:
 
 def test_history_lists_filters_and_opens_a_row_without_rerunning(make_app, logged) -> None:
     at = make_app().run()
-    at.switch_page("pages/history.py").run()
+    at.switch_page("app_pages/history.py").run()
     assert not at.exception, at.exception
     assert any("Research use only" in w.value for w in at.warning)
     table = next(d.value for d in at.dataframe if "Result" in d.value.columns)
@@ -99,7 +99,7 @@ def test_history_lists_filters_and_opens_a_row_without_rerunning(make_app, logge
 
 def test_history_statistics_and_drift(make_app, logged) -> None:
     at = make_app().run()
-    at.switch_page("pages/history.py").run()
+    at.switch_page("app_pages/history.py").run()
     at.selectbox(key="history_model").set_value("air-mask").run()
     stats = next(d.value for d in at.dataframe if "p95 total ms" in d.value.columns)
     assert list(stats["Version"]) == ["1.1.0"]
@@ -110,7 +110,7 @@ def test_history_statistics_and_drift(make_app, logged) -> None:
 
 def test_share_link_opens_read_only_and_can_be_revoked(make_app, logged) -> None:
     at = make_app(prediction=logged).run()
-    at.switch_page("pages/history.py").run()
+    at.switch_page("app_pages/history.py").run()
     at.button(key="history_share_create").click().run()
     assert not at.exception
     (code,) = [c.value for c in at.code]
@@ -126,7 +126,7 @@ def test_share_link_opens_read_only_and_can_be_revoked(make_app, logged) -> None
     assert not shared.file_uploader  # no upload on a shared view
     assert not [b for b in shared.button if "feedback" in b.proto.label.lower()]
 
-    at.switch_page("pages/history.py").run()
+    at.switch_page("app_pages/history.py").run()
     shares = next(d.value for d in at.dataframe if "Link id" in d.value.columns)
     assert list(shares["Status"]) == ["active"]
     at.button(key="history_revoke").click().run()

@@ -13,7 +13,7 @@ from .conftest import errors, texts
 
 def _open(make_app):
     at = make_app().run()
-    at.switch_page("pages/models.py").run()
+    at.switch_page("app_pages/models.py").run()
     assert not at.exception, at.exception
     return at
 

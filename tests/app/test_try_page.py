@@ -30,7 +30,7 @@ def test_every_page_says_research_use_only(make_app) -> None:
     at = make_app().run()
     assert not at.exception
     assert any("Research use only" in w.value for w in at.warning)
-    at.switch_page("pages/models.py").run()
+    at.switch_page("app_pages/models.py").run()
     assert any("Research use only" in w.value for w in at.warning)
 
 
@@ -148,10 +148,10 @@ def test_a_deep_link_selects_and_runs_and_the_url_follows_the_user(make_app) -> 
 
 def test_parameters_survive_switching_pages(make_app) -> None:
     at = make_app(model="air-mask", sample="ct-chest-phantom").run()
-    at.switch_page("pages/models.py").run()
+    at.switch_page("app_pages/models.py").run()
     assert at.query_params.get("model") == "air-mask"
     assert at.selectbox(key="models_model").value == "air-mask"
-    at.switch_page("pages/try_model.py").run()
+    at.switch_page("app_pages/try_model.py").run()
     assert at.selectbox(key="try_sample").value == "ct-chest-phantom"
     assert "Result" in texts(at)  # the result is still there
 

@@ -444,7 +444,7 @@ def _show(res: Result) -> viewer.View | None:
     _downloads(res)
     if res.record_id:
         st.page_link(
-            "pages/history.py",
+            "app_pages/history.py",
             label=f"Saved to the history as {res.record_id[:8]} — open it there",
             query_params={"prediction": res.record_id},
             icon=":material/history:",

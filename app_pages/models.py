@@ -65,7 +65,7 @@ def _versions_table(store: ModelStore, name: str) -> dict[str, ModelVersion | No
         st.caption("Hardware & cost sheet:")
         for version in loaded:
             st.page_link(
-                "pages/hardware_cost.py",
+                "app_pages/hardware_cost.py",
                 label=version,
                 icon=":material/speed:",
                 query_params={"model": name, "version": version},
