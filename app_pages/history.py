@@ -103,6 +103,12 @@ def _table(db: Database, filters: HistoryFilter) -> None:
     pages = max(1, -(-total // PAGE_SIZE))
     st.caption(f"{total:,} prediction(s) match.")
     if total == 0:
+        if count(db, HistoryFilter()) == 0:
+            st.info(
+                "No predictions yet. Run a model on the Try page: every result (and every "
+                "refused upload) is recorded here, without anything that identifies the patient.",
+                icon=":material/info:",
+            )
         return
     page = 1
     if pages > 1:

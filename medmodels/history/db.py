@@ -24,6 +24,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -248,6 +249,7 @@ def _apply_migrations(con: duckdb.DuckDBPyConnection, path: Path) -> int:
 
 def _create_atomically(path: Path) -> None:
     """Create ``path`` with the full schema, or leave it alone if another process won."""
+    _remove_stale_temps(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         con = duckdb.connect(str(tmp))
@@ -266,6 +268,15 @@ def _create_atomically(path: Path) -> None:
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _remove_stale_temps(path: Path, *, older_than_s: float = 3600.0) -> None:
+    """Delete temp files an interrupted creation left behind (an hour old: never a live one)."""
+    cutoff = time.time() - older_than_s
+    for leftover in path.parent.glob(f".{path.name}.*.tmp*"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
                 leftover.unlink()
 
 

@@ -172,3 +172,10 @@ def test_with_logging_off_nothing_is_recorded_and_the_result_still_shows(
     assert "Prediction logging is off" in texts(at)
     assert not [b for b in at.button if b.proto.label == "Save feedback"]
     assert recent(_db()) == []
+
+
+def test_an_empty_history_says_how_to_fill_it(make_app) -> None:
+    at = make_app().run()
+    at.switch_page("app_pages/history.py").run()
+    assert not at.exception
+    assert any("No predictions yet" in i.value for i in at.info)

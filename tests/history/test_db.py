@@ -271,3 +271,20 @@ def test_series_hash_is_an_hmac_of_the_fingerprint_under_the_local_secret(
         assert series_hash(other_db, scan) != expected  # not comparable across sites
     finally:
         other_db.close()
+
+
+def test_stale_temp_files_of_an_interrupted_creation_are_removed(settings: Settings) -> None:
+    import os
+    import time
+
+    home = Path(settings.home)
+    home.mkdir(parents=True, exist_ok=True)
+    stale = home / f".{dbmod.DB_FILE}.deadbeef.tmp"
+    fresh = home / f".{dbmod.DB_FILE}.cafef00d.tmp"
+    stale.write_bytes(b"half a database")
+    fresh.write_bytes(b"another process is creating this one")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    open_database(settings)
+    assert not stale.exists()
+    assert fresh.exists()  # could belong to a creator still at work
