@@ -255,122 +255,26 @@ def make_ct_series(
 
 
 def model_store(work: Path) -> tuple[Path, str]:
-    """The store to measure and a note saying which it is.
+    """The store to measure (``model_store/``, the sample models) and a note saying so.
 
-    ``model_store/`` when every version in it loads; when the store code refuses it (e.g. the
-    committed store predates a change of the store format), the same model files and manifests
-    are published again into a temp store (same graphs, same contracts, aliases as recorded);
-    when ``model_store/`` is missing, a tiny stand-in (see :func:`_stand_in_store`).
+    Stops with the reason when a version does not load: rebuild the sample store with
+    ``python tools/build_sample_models.py`` rather than benchmark a stand-in. ``work`` is
+    unused and kept so every script calls this the same way.
     """
     from medmodels.errors import MedModelsError
     from medmodels.store import ModelStore
 
-    if not (MODEL_STORE.is_dir() and any(p.is_dir() for p in MODEL_STORE.iterdir())):
-        return _stand_in_store(work / "store"), (
-            "STAND-IN: model_store/ is missing, so a tiny 3-class Conv model with the "
-            "ct-body-lung manifest contract was built in a temp folder"
-        )
     store = ModelStore(MODEL_STORE)
-    refused, reason = [], ""
-    for name in store.models():
-        for version in store.versions(name):
-            try:
+    try:
+        for name in store.models():
+            for version in store.versions(name):
                 store.get(f"{name}@{version}")
-            except MedModelsError as exc:
-                refused.append(f"{name}@{version}")
-                reason = reason or str(exc).split(";")[0]
-    if not refused:
-        return MODEL_STORE, "model_store/ (sample models)"
-    return _republished(store, work / "store"), (
-        "model_store/ REPUBLISHED into a temp store (same model.onnx and manifests, aliases as "
-        f"recorded) because the store code refuses {', '.join(refused)}: e.g. {reason}"
-    )
-
-
-def _republished(source: Any, root: Path) -> Path:
-    import json
-
-    from medmodels.store import Manifest, ModelStore
-    from medmodels.store.manifest import MANIFEST_FILE, MODEL_FILE
-
-    target = ModelStore(root)
-    for name in source.models():
-        # Parents first: a variant (1.0.0+int8) needs its parent version in the store.
-        for version in sorted(source.versions(name), key=lambda v: ("+" in v, v)):
-            folder = source.root / name / version
-            target.publish(folder / MODEL_FILE, Manifest.load(folder / MANIFEST_FILE))
-        aliases = json.loads((source.root / name / "aliases.json").read_text())
-        for alias, version in aliases.items():
-            target.set_alias(name, alias, version, reason="bench copy", actor="bench")
-    return root
-
-
-def _stand_in_store(root: Path) -> Path:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    from medmodels.store import Manifest, ModelStore
-
-    rng = np.random.default_rng(SERIES_SEED)
-    weight = rng.normal(0, 0.01, (3, 1, 3, 3)).astype(np.float32)
-    weight[:, 0, 1, 1] = [-1.0, 0.01, -0.01]  # outside: dense; body: >-500 HU; lung: air
-    bias = np.array([-500.0, 0.0, 0.0], dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["image", "w", "b"], ["scores"], pads=[1, 1, 1, 1])],
-        "stand-in",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    root.mkdir(parents=True, exist_ok=True)
-    path = root.parent / "stand-in.onnx"
-    onnx.save(model, str(path))
-    manifest = Manifest.from_dict(
-        {
-            "name": "ct-body-lung",
-            "version": "1.1.0",
-            "title": "Benchmark stand-in",
-            "summary": "A tiny convolution standing in for the sample model in benchmarks.",
-            "task": "segmentation",
-            "authors": ["bench/_common.py"],
-            "licence": "Apache-2.0",
-            "created": "2026-11-29",
-            "changelog": "Stand-in for benchmarks only.",
-            "card": {
-                "intended_use": "Benchmarks only.",
-                "limitations": ["Not a model: one convolution."],
-                "training_data": "None.",
-                "metrics": [],
-                "warnings": ["Research use only."],
-            },
-            "input": {
-                "modalities": ["CT"],
-                "dimensionality": "slice2d",
-                "name": "image",
-                "shape": ["N", 1, "H", "W"],
-                "dtype": "float32",
-                "units": "HU",
-                "preprocessing": [{"op": "resample_spacing", "spacing_mm": [1.5, 1.5], "order": 1}],
-                "spacing_range_mm": [0.4, 2.5],
-            },
-            "output": {
-                "names": ["scores"],
-                "activation": "none",
-                "labels": [
-                    {"index": 0, "name": "outside", "colour": "#000000"},
-                    {"index": 1, "name": "body", "colour": "#e9c46a"},
-                    {"index": 2, "name": "lung", "colour": "#2a9d8f"},
-                ],
-                "postprocessing": [{"op": "argmax"}, {"op": "keep_largest", "n": 1, "labels": [1]}],
-            },
-        }
-    )
-    store = ModelStore(root)
-    store.publish(path, manifest)
-    store.set_alias("ct-body-lung", "production", "1.1.0", reason="bench stand-in", actor="bench")
-    return root
+    except MedModelsError as exc:
+        raise SystemExit(
+            f"model_store/ does not load ({exc}); rebuild it with "
+            "'python tools/build_sample_models.py'"
+        ) from None
+    return MODEL_STORE, "model_store/ (sample models)"
 
 
 if __name__ == "__main__":

@@ -56,6 +56,11 @@ class UnreadableScanError(MedModelsError, ValueError):
         self.problems: list[FileProblem] = list(problems or [])
         self.code = code or (self.problems[0].code if self.problems else "unreadable")
 
+    @classmethod
+    def for_file(cls, name: str, code: str, reason: str) -> UnreadableScanError:
+        """The error for one file ``name`` with problem ``code`` and ``reason``."""
+        return cls(reason, [FileProblem(name, reason, code)], code=code)
+
     def __reduce__(self) -> tuple[type, tuple[str, list[FileProblem], str]]:
         """Keep the problems when the error crosses a process boundary."""
         return (type(self), (str(self), self.problems, self.code))

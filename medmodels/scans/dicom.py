@@ -54,8 +54,7 @@ _DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
 _TILT_WARN_DEG = 0.5
 
 
-def _problem(name: str, code: str, reason: str) -> UnreadableScanError:
-    return UnreadableScanError(reason, [FileProblem(name, reason, code)], code=code)
+_problem = UnreadableScanError.for_file
 
 
 @dataclass
@@ -117,24 +116,6 @@ def _inflate_deflated(data: bytes, name: str, budget: Budget) -> bytes:
     write_file_meta_info(out, new_meta, enforce_standard=True)
     out.write(inflated)
     return out.getvalue()
-
-
-def _transfer_syntax(data: bytes) -> UID | None:
-    # Only a deflated file needs this parse: skip it when the deflate UID is not in the
-    # file meta group (its length is at bytes 140-143, right after the group length element).
-    if len(data) >= 144 and data[132:136] == b"\x02\x00\x00\x00":
-        (group_length,) = struct.unpack_from("<I", data, 140)
-        meta_bytes = data[132 : 144 + min(group_length, 1 << 16)]
-        if str(DeflatedExplicitVRLittleEndian).encode() not in meta_bytes:
-            return None
-    try:
-        fp = io.BytesIO(data)
-        read_preamble(fp, False)
-        meta = pydicom.filereader._read_file_meta_info(fp)
-        ts = meta.get("TransferSyntaxUID")
-        return UID(str(ts)) if ts else None
-    except Exception:
-        return None
 
 
 def _is_image_class(sop_class: Any) -> bool:
@@ -259,14 +240,15 @@ def parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> Parse
 
 
 def _parse(name: str, data: bytes, budget: Budget, max_image_bytes: int) -> ParsedDicom:
-    ts = _transfer_syntax(data)
+    ts = _meta_transfer_syntax(data)
     if ts == DeflatedExplicitVRLittleEndian:
         data = _inflate_deflated(data, name, budget)
+        ts = ExplicitVRLittleEndian
     try:
         with warnings.catch_warnings():
             # pydicom warns about malformed values, quoting them; the values may be PHI.
             warnings.simplefilter("ignore")
-            ds, native = _read_dataset(data)
+            ds, native = _read_dataset(data, ts)
             del data
             pixel_keyword = (
                 "PixelData"
@@ -388,19 +370,26 @@ _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 
 
 def _meta_transfer_syntax(data: bytes) -> str | None:
-    """The transfer syntax UID read straight from the file meta bytes (None if not found)."""
+    """The transfer syntax UID, read from the file meta bytes (pydicom parses the meta group
+    only when the bytes do not show it plainly); None when the file names none."""
     at = data.find(b"\x02\x00\x10\x00UI", 132, 132 + (1 << 16))
-    if at < 0 or len(data) < at + 8:
+    if at >= 0 and len(data) >= at + 8:
+        (length,) = struct.unpack_from("<H", data, at + 6)
+        return data[at + 8 : at + 8 + length].rstrip(b"\x00 ").decode("ascii", "replace")
+    try:
+        fp = io.BytesIO(data)
+        read_preamble(fp, False)
+        ts = pydicom.filereader._read_file_meta_info(fp).get("TransferSyntaxUID")
+        return str(ts) if ts else None
+    except Exception:
         return None
-    (length,) = struct.unpack_from("<H", data, at + 6)
-    return data[at + 8 : at + 8 + length].rstrip(b"\x00 ").decode("ascii", "replace")
 
 
-def _read_dataset(data: bytes) -> tuple[Dataset, memoryview | None]:
+def _read_dataset(data: bytes, ts: str | None) -> tuple[Dataset, memoryview | None]:
     """The dataset of ``data``; for plain uncompressed little-endian greyscale pixels, the
     header only plus a zero-copy view of the pixel bytes (pydicom would copy them, then decode
     through its generic machinery: this is most of the time a series takes)."""
-    if _meta_transfer_syntax(data) not in _NATIVE_LITTLE_ENDIAN:
+    if ts not in _NATIVE_LITTLE_ENDIAN:
         return pydicom.dcmread(io.BytesIO(data), force=False), None
     fp = io.BytesIO(data)
     ds = pydicom.dcmread(fp, force=False, stop_before_pixels=True)
@@ -610,7 +599,7 @@ def _build(frames: list[Frame], *, gap_tolerance: float) -> tuple[Scan, list[str
                 f"{dropped} image(s) with a different orientation (localizer/scout) were "
                 "left out of the series."
             )
-        frames, dupes = _dedupe(frames, label)
+        frames, dupes = _dedupe(frames)
         if dupes:
             notes.append(f"{dupes} duplicate file(s) of the same slice were ignored.")
     first = frames[0]
@@ -847,7 +836,7 @@ def _drop_localizers(frames: list[Frame]) -> tuple[list[Frame], int]:
     return kept, len(frames) - len(kept)
 
 
-def _dedupe(frames: list[Frame], label: str) -> tuple[list[Frame], int]:
+def _dedupe(frames: list[Frame]) -> tuple[list[Frame], int]:
     seen: dict[tuple[str, int], Frame] = {}
     for f in frames:
         seen.setdefault((f.file.instance_key, f.index), f)

@@ -71,7 +71,8 @@ def _ignored(name: str) -> bool:
     return base in _IGNORED_NAMES or base.startswith("._")
 
 
-def _iter_inputs(inputs: Upload | Iterable[Upload]) -> Iterator[Upload]:
+def iter_inputs(inputs: Upload | Iterable[Upload]) -> Iterator[Upload]:
+    """The inputs one by one: a single path, bytes, pair or file object counts as one."""
     if isinstance(inputs, str | bytes | os.PathLike | tuple) or hasattr(inputs, "read"):
         yield inputs
         return
@@ -82,7 +83,7 @@ def _read_inputs(
     inputs: Upload | Iterable[Upload], budget: Budget, problems: list[FileProblem]
 ) -> Iterator[_Item]:
     """Yield every file of the upload (folders walked), counting bytes against the budget."""
-    for i, item in enumerate(_iter_inputs(inputs)):
+    for i, item in enumerate(iter_inputs(inputs)):
         if isinstance(item, bytes):
             budget.add_raw(len(item))
             yield _Item(f"upload {i + 1}", item)

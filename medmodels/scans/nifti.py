@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
-from medmodels.errors import FileProblem, UnreadableScanError
+from medmodels.errors import UnreadableScanError
 from medmodels.scans.limits import human_bytes
 from medmodels.scans.types import Scan
 
@@ -23,8 +23,7 @@ _LPS = orientations.axcodes2ornt(("L", "P", "S"))
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def _problem(name: str, code: str, reason: str) -> UnreadableScanError:
-    return UnreadableScanError(reason, [FileProblem(name, reason, code)], code=code)
+_problem = UnreadableScanError.for_file
 
 
 def is_nifti(head: bytes) -> bool:

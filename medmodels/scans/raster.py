@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medmodels.errors import FileProblem, UnreadableScanError
+from medmodels.errors import UnreadableScanError
 from medmodels.scans.limits import human_bytes
 from medmodels.scans.types import Scan
 
@@ -17,8 +17,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def _problem(name: str, code: str, reason: str) -> UnreadableScanError:
-    return UnreadableScanError(reason, [FileProblem(name, reason, code)], code=code)
+_problem = UnreadableScanError.for_file
 
 
 def load(name: str, data: bytes, *, max_image_bytes: int) -> Scan:

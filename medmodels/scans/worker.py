@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from medmodels.config import Settings, load_settings
 from medmodels.errors import FileProblem, UnreadableScanError
 from medmodels.scans._frames import HEADER, write_frame
-from medmodels.scans.load import Upload, load_scans
+from medmodels.scans.load import Upload, iter_inputs, load_scans
 from medmodels.scans.types import LoadResult
 
 T = TypeVar("T")
@@ -121,13 +121,8 @@ def _load_in_worker(inputs: list[Any], settings_data: dict[str, Any]) -> LoadRes
 def portable_inputs(inputs: Upload | Iterable[Upload]) -> list[Any]:
     """Inputs as things that cross a process boundary: paths stay paths (the worker reads them),
     uploaded file objects become ``(name, bytes)``."""
-    items: list[Any] = (
-        [inputs]
-        if isinstance(inputs, str | bytes | os.PathLike | tuple) or hasattr(inputs, "read")
-        else list(inputs)
-    )
     out: list[Any] = []
-    for item in items:
+    for item in iter_inputs(inputs):
         if isinstance(item, str | os.PathLike):
             out.append(str(Path(item)))
         elif isinstance(item, bytes | tuple):
